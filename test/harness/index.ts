@@ -1,0 +1,10 @@
+export {
+  DEBIAN_NATS_SERVER,
+  findNatsServer,
+  locateNatsServer,
+  NatsServerNotFoundError,
+} from "./binary.js";
+export { NatsCluster } from "./cluster.js";
+export { consumerInfo, createConsumer, createStream, jsmOn, publishN } from "./jetstream.js";
+export { freePort, freePorts } from "./ports.js";
+export { NatsServer, portIsOpen, readInfo, type ServerOptions } from "./server.js";
