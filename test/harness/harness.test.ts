@@ -158,3 +158,24 @@ describe("3-node cluster", () => {
     expect(cluster.node(leader!).running).toBe(true);
   });
 });
+
+describe("global teardown", () => {
+  it("reaps a recorded server that a test left running, by pid", async () => {
+    const { mkdtempSync: mk, writeFileSync: wr } = await import("node:fs");
+    const { reapRecorded } = await import("./registry.js");
+    const leaked = await NatsServer.start({ jetstream: false });
+    const pid = leaked.pid!;
+    const dir = mk(join(tmpdir(), "jsiter-reap-"));
+    try {
+      wr(join(dir, String(pid)), JSON.stringify([]));
+      expect(reapRecorded(dir)).toEqual([pid]);
+      const deadline = Date.now() + 5000;
+      while (isNatsServerPid(pid) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
+      expect(isNatsServerPid(pid)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await leaked.dispose();
+    }
+  });
+});

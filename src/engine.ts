@@ -1,0 +1,547 @@
+/**
+ * The pull engine: speaks the JetStream pull protocol for one iterator.
+ *
+ * - At most one pull request is open at a time. Buffered (held by the iterator) plus requested
+ *   and not yet received never exceeds `max_messages` / `max_bytes`; a new request is published
+ *   when what is held falls to the threshold and the previous request is complete.
+ * - Each subscription is a *generation* with its own inbox `<base>.<gen>.*`; each request has
+ *   its own reply subject `<base>.<gen>.<n>`, so a status names the request it is about. A fault
+ *   that may have left a request alive on the server (missed heartbeats, reconnect) moves to a
+ *   new generation: the old inbox is unsubscribed (the server drops requests that lost interest)
+ *   behind a fence, and data still arriving on it is NAKed, never buffered past the limits.
+ * - Every method here is synchronous; promises (flush, drain, consumer info) re-check state when
+ *   they settle and change nothing if the world moved on.
+ */
+import {
+  type MsgLike,
+  msgSize,
+  type NatsConnectionLike,
+  newInbox,
+  onConnectionClosed,
+  type StatusIteratorLike,
+  type SubscriptionLike,
+  serverAtLeast,
+} from "./connection.js";
+import {
+  ConnectionClosedError,
+  ConsumerDeletedError,
+  ConsumerNotFoundError,
+  JetStreamStatusError,
+  StreamNotFoundError,
+} from "./errors.js";
+import { type AckTarget, JsMsg, parseAckReply } from "./jsmsg.js";
+import type { Notification, PullRequest } from "./notifications.js";
+import type { ResolvedOptions } from "./options.js";
+
+/** What the engine needs from the iterator that owns it. */
+export interface EngineHost {
+  /** Messages and bytes buffered, not yet handed out. */
+  held(): { msgs: number; bytes: number };
+  /** A data message of the open request, already accounted: buffer it (or NAK it if closed). */
+  deliver(msg: JsMsg, bytes: number): void;
+  /** A data message that must not be buffered (its request is gone): NAK it. */
+  reject(msg: JsMsg, reason: string): void;
+  notify(n: Notification): void;
+  /**
+   * The consumer must end: `terminal` for a server status no retry can fix (fence, hand out
+   * the buffer, then end with `error`); `lost` when the connection or our subscription ended
+   * (nothing more can be acked or fenced).
+   */
+  end(kind: "terminal" | "lost", error?: Error): void;
+}
+
+export interface EngineConfig {
+  nc: NatsConnectionLike;
+  stream: string;
+  consumer: string;
+  /** JetStream API prefix, e.g. `$JS.API` or `$JS.<domain>.API`. */
+  prefix: string;
+  opts: ResolvedOptions<unknown>;
+  /** Timeout of JetStream API requests (consumer info) and the default of `ackAck()`, ms. */
+  apiTimeout: number;
+}
+
+interface Generation {
+  readonly gen: number;
+  readonly inbox: string;
+  sub: SubscriptionLike | undefined;
+  /** We unsubscribed it on purpose (rotation, drain, close). */
+  fencing: boolean;
+}
+
+interface OpenRequest {
+  /** The reply subject the request was published with. */
+  readonly id: string;
+  msgs: number;
+  bytes: number;
+}
+
+const NANOS_PER_MS = 1_000_000;
+const RETRY_BASE_MS = 50;
+const enc = new TextEncoder();
+
+export class PullEngine {
+  private running = true;
+  private gen = 0;
+  private current: Generation | undefined;
+  private readonly live = new Set<Generation>();
+  private reqSeq = 0;
+  private request: OpenRequest | undefined;
+  private connected = true;
+  private lastActivity = 0;
+  private hbTimer: ReturnType<typeof setTimeout> | undefined;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private retryAttempt = 0;
+  /** The flush that checks a silent server after missed heartbeats; undefined when none. */
+  private probe: object | undefined;
+  private consumerCheck = false;
+  private notFound = 0;
+  private statusIter: StatusIteratorLike | undefined;
+  private unwatchClosed: (() => void) | undefined;
+  private finished: Promise<void> | undefined;
+  private readonly base: string;
+  private readonly pullSubject: string;
+  private readonly ackTarget: AckTarget;
+  private readonly hbLimit: number;
+
+  constructor(
+    private readonly cfg: EngineConfig,
+    private readonly host: EngineHost,
+  ) {
+    this.base = newInbox(cfg.nc);
+    this.pullSubject = `${cfg.prefix}.CONSUMER.MSG.NEXT.${cfg.stream}.${cfg.consumer}`;
+    this.hbLimit = 2 * cfg.opts.idle_heartbeat;
+    this.ackTarget = {
+      nc: cfg.nc,
+      ackTimeout: cfg.apiTimeout,
+      // nats-server 2.9 treats `+TERM <reason>` as no ack at all: send plain +TERM there.
+      termReason: serverAtLeast(cfg.nc.info?.version, 2, 10),
+    };
+  }
+
+  /** Subscribes, watches the connection, and publishes the first pull. */
+  start(): void {
+    this.unwatchClosed = onConnectionClosed(this.cfg.nc, (err) => {
+      this.host.end("lost", err ? new ConnectionClosedError(err) : undefined);
+    });
+    this.watchStatus();
+    this.subscribe();
+    this.maybePull();
+  }
+
+  /** Publishes a pull request if one is due. Idempotent; call it whenever what is held drops. */
+  maybePull(): void {
+    if (!this.running || !this.connected || this.request || this.retryTimer || this.probe) return;
+    const g = this.current;
+    if (!g) return;
+    const o = this.cfg.opts;
+    const held = this.host.held();
+    if (held.msgs > o.threshold_messages) return;
+    if (o.max_bytes > 0 && held.bytes > o.threshold_bytes) return;
+    const batch = o.max_messages - held.msgs;
+    const maxBytes = o.max_bytes > 0 ? o.max_bytes - held.bytes : 0;
+    if (batch <= 0 || (o.max_bytes > 0 && maxBytes <= 0)) return;
+    const id = `${g.inbox}.${++this.reqSeq}`;
+    const body: PullRequest = {
+      batch,
+      expires: o.expires * NANOS_PER_MS,
+      idle_heartbeat: o.idle_heartbeat * NANOS_PER_MS,
+    };
+    if (maxBytes > 0) body.max_bytes = maxBytes;
+    this.request = { id, msgs: batch, bytes: maxBytes };
+    this.lastActivity = Date.now();
+    try {
+      this.cfg.nc.publish(this.pullSubject, enc.encode(JSON.stringify(body)), { reply: id });
+    } catch (err) {
+      // The connection refuses publishes (closed or draining): its closed() ends us.
+      this.request = undefined;
+      this.host.notify({ type: "debug", code: 0, description: `pull not sent: ${String(err)}` });
+      return;
+    }
+    this.host.notify({ type: "next", options: body });
+    this.ensureMonitor();
+  }
+
+  /** No more pull requests, ever. Idempotent. */
+  stopPulling(): void {
+    this.running = false;
+    this.clearTimers();
+  }
+
+  /**
+   * Unsubscribes every inbox behind a fence (UNSUB, then PING/PONG) so that every message the
+   * server sent before the unsubscribe is delivered, bounded by `timeoutMs`; then removes every
+   * listener and timer. `timeoutMs` 0 (or a disconnected / closed connection) skips the fence.
+   * Resolves when nothing of ours is left on the connection. Idempotent: later calls return
+   * the first call's promise.
+   */
+  close(timeoutMs: number): Promise<void> {
+    if (this.finished) return this.finished;
+    this.stopPulling();
+    const fence = timeoutMs > 0 && this.connected && !this.cfg.nc.isClosed();
+    const all = [...this.live].map((g) => this.unsubscribe(g, fence ? timeoutMs : 0));
+    this.finished = Promise.all(all).then(() => {
+      this.statusIter?.stop?.();
+      this.statusIter = undefined;
+      this.unwatchClosed?.();
+      this.unwatchClosed = undefined;
+    });
+    return this.finished;
+  }
+
+  private subscribe(): void {
+    const g: Generation = {
+      gen: ++this.gen,
+      inbox: `${this.base}.${this.gen}`,
+      sub: undefined,
+      fencing: false,
+    };
+    this.live.add(g);
+    this.current = g;
+    try {
+      g.sub = this.cfg.nc.subscribe(`${g.inbox}.*`, {
+        callback: (err, msg) => this.onMessage(g, err, msg),
+      });
+    } catch (err) {
+      this.live.delete(g);
+      this.host.end("lost", new ConnectionClosedError(err));
+      return;
+    }
+    const onClosed = () => this.onSubscriptionClosed(g);
+    g.sub.closed.then(onClosed, onClosed);
+  }
+
+  /** Moves to a new generation: new inbox, the old one fenced in the background. */
+  private rotate(): void {
+    const old = this.current;
+    this.request = undefined;
+    this.subscribe();
+    if (old) void this.unsubscribe(old, this.cfg.opts.idle_heartbeat);
+  }
+
+  /** Unsubscribes one generation, behind a fence of at most `timeoutMs` (0: at once). */
+  private unsubscribe(g: Generation, timeoutMs: number): Promise<void> {
+    const sub = g.sub;
+    g.fencing = true;
+    if (!sub || sub.isClosed()) {
+      this.live.delete(g);
+      return Promise.resolve();
+    }
+    if (timeoutMs <= 0) {
+      safely(() => sub.unsubscribe());
+      this.live.delete(g);
+      return Promise.resolve();
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+    });
+    const drained = Promise.resolve()
+      .then(() => sub.drain())
+      .catch(() => {});
+    return Promise.race([drained, timedOut]).then(() => {
+      clearTimeout(timer);
+      // After a timed-out fence the UNSUB was sent; stop listening locally too.
+      if (!sub.isClosed()) safely(() => sub.unsubscribe());
+      this.live.delete(g);
+    });
+  }
+
+  private onSubscriptionClosed(g: Generation): void {
+    this.live.delete(g);
+    // Closed by the connection (nc.drain(), nc.close(), a permissions error), not by us.
+    if (!g.fencing && g === this.current) this.host.end("lost");
+  }
+
+  private onMessage(g: Generation, err: Error | null, msg: MsgLike): void {
+    if (err) {
+      if (g === this.current && !g.fencing) this.host.end("terminal", err);
+      return;
+    }
+    if (msg.reply) this.onData(g, msg, msg.reply);
+    else this.onStatus(g, msg);
+  }
+
+  private onData(g: Generation, msg: MsgLike, reply: string): void {
+    const info = parseAckReply(reply);
+    if (typeof info === "string") {
+      this.debug(`dropped inbox message: ${info}`);
+      return;
+    }
+    if (info.stream !== this.cfg.stream || info.consumer !== this.cfg.consumer) {
+      this.debug(`dropped message of ${info.stream}/${info.consumer}: not our consumer`);
+      return;
+    }
+    const m = new JsMsg(msg, reply, info, this.ackTarget);
+    const req = this.request;
+    if (g !== this.current || !req) {
+      this.host.reject(m, "no open pull request for it");
+      return;
+    }
+    const size = msgSize(msg);
+    this.lastActivity = Date.now();
+    this.retryAttempt = 0;
+    req.msgs--;
+    if (req.bytes > 0) req.bytes -= size;
+    if (req.msgs <= 0 || (this.cfg.opts.max_bytes > 0 && req.bytes <= 0)) this.request = undefined;
+    this.host.deliver(m, size);
+    this.maybePull();
+  }
+
+  private onStatus(g: Generation, msg: MsgLike): void {
+    const h = msg.headers;
+    const code = h?.code ?? 0;
+    if (!h || !code) {
+      this.debug("dropped inbox message: no reply subject and no status");
+      return;
+    }
+    const description = h.description ?? "";
+    if (g !== this.current) {
+      this.debug(`ignored status ${code} of a previous inbox`);
+      return;
+    }
+    this.lastActivity = Date.now();
+    const isOpen = this.request !== undefined && this.request.id === msg.subject;
+    const d = description.toLowerCase();
+    switch (code) {
+      case 100:
+        if (d.startsWith("idle heartbeat")) {
+          this.host.notify({
+            type: "heartbeat",
+            lastConsumerSequence: toInt(h.get("Nats-Last-Consumer")),
+            lastStreamSequence: toInt(h.get("Nats-Last-Stream")),
+          });
+        } else {
+          this.host.notify({ type: "debug", code, description });
+        }
+        return;
+      case 404:
+      case 408:
+        if (!isOpen) {
+          this.debug(`ignored status ${code} of a finished request`);
+          return;
+        }
+        this.release(h.get("Nats-Pending-Messages"), h.get("Nats-Pending-Bytes"));
+        this.maybePull();
+        return;
+      case 409:
+        this.on409(isOpen, code, description, d);
+        return;
+      case 400:
+        this.host.end("terminal", new JetStreamStatusError(code, description));
+        return;
+      case 503:
+        this.host.notify({ type: "no_responders", code });
+        if (!isOpen) return;
+        this.request = undefined;
+        this.checkConsumer();
+        this.retryLater();
+        return;
+      default:
+        this.host.notify({ type: "debug", code, description });
+    }
+  }
+
+  private on409(isOpen: boolean, code: number, description: string, d: string): void {
+    const o = this.cfg.opts;
+    if (d === "consumer deleted") {
+      this.host.notify({ type: "consumer_deleted", code, description });
+      if (o.abort_on_missing_resource) {
+        const err = new ConsumerDeletedError(this.cfg.stream, this.cfg.consumer, description);
+        this.host.end("terminal", err);
+        return;
+      }
+      if (isOpen) {
+        this.request = undefined;
+        this.retryLater();
+      }
+      return;
+    }
+    if (d.startsWith("consumer is push based")) {
+      this.host.end("terminal", new JetStreamStatusError(code, description));
+      return;
+    }
+    if (d.startsWith("exceeded max") || d.startsWith("message size exceeds maxbytes")) {
+      this.host.notify({ type: "exceeded_limits", code, description });
+      if (!isOpen) return;
+      this.request = undefined;
+      // A request cut short because the buffer took most of max_bytes re-pulls as usual; a
+      // message larger than max_bytes, or a server limit, backs off.
+      if (d.startsWith("message size") && this.host.held().bytes > 0) this.maybePull();
+      else this.retryLater();
+      return;
+    }
+    if (d === "leadership change") {
+      this.host.notify({ type: "debug", code, description });
+      if (!isOpen) return;
+      this.request = undefined;
+      this.retryLater();
+      return;
+    }
+    this.host.notify({ type: "debug", code, description });
+  }
+
+  /** The open request ended; the server says how much of it was left undelivered. */
+  private release(pendingMsgs: string, pendingBytes: string): void {
+    const messagesLeft = toInt(pendingMsgs);
+    const bytesLeft = toInt(pendingBytes);
+    this.request = undefined;
+    if (messagesLeft > 0 || bytesLeft > 0) {
+      this.host.notify({ type: "discard", messagesLeft, bytesLeft });
+    }
+  }
+
+  /** Re-pulls after a backoff: 50 ms doubling, capped at `idle_heartbeat`, with jitter. */
+  private retryLater(): void {
+    if (this.retryTimer || !this.running) return;
+    const cap = this.cfg.opts.idle_heartbeat;
+    const delay = Math.min(cap, RETRY_BASE_MS * 2 ** Math.min(this.retryAttempt, 16));
+    this.retryAttempt++;
+    this.retryTimer = setTimeout(
+      () => {
+        this.retryTimer = undefined;
+        this.maybePull();
+      },
+      Math.round(delay * (0.75 + Math.random() * 0.25)),
+    );
+  }
+
+  private ensureMonitor(): void {
+    if (this.hbTimer || !this.running || !this.request || !this.connected || this.probe) return;
+    const wait = Math.max(1, this.hbLimit - (Date.now() - this.lastActivity));
+    this.hbTimer = setTimeout(this.checkHeartbeats, wait);
+  }
+
+  private readonly checkHeartbeats = (): void => {
+    this.hbTimer = undefined;
+    if (!this.running || !this.request || !this.connected || this.probe) return;
+    if (Date.now() - this.lastActivity < this.hbLimit) {
+      this.ensureMonitor();
+      return;
+    }
+    this.missedHeartbeats();
+  };
+
+  /**
+   * Two heartbeat intervals of silence on an open request. Notify; then PING the server: if it
+   * answers and the request is still silent, the request is gone (restart, failover): move to a
+   * new inbox and pull again. If the server does not answer (hung), nothing is stacked: we wait
+   * for it (or for the connection to drop, which re-pulls on reconnect).
+   */
+  private missedHeartbeats(): void {
+    this.host.notify({ type: "heartbeats_missed", count: 2 });
+    const probe = {};
+    this.probe = probe;
+    const silentSince = this.lastActivity;
+    this.checkConsumer();
+    this.cfg.nc.flush().then(
+      () => {
+        if (this.probe !== probe) return;
+        this.probe = undefined;
+        if (!this.running) return;
+        if (this.lastActivity !== silentSince && this.request) {
+          this.ensureMonitor();
+          return;
+        }
+        this.rotate();
+        this.maybePull();
+      },
+      () => {
+        if (this.probe === probe) this.probe = undefined;
+      },
+    );
+  }
+
+  /** Looks the consumer up (unless `bind`) to tell a deleted consumer or stream from a fault. */
+  private checkConsumer(): void {
+    if (this.cfg.opts.bind || this.consumerCheck || !this.running) return;
+    this.consumerCheck = true;
+    const { stream, consumer, prefix, nc } = this.cfg;
+    const settle = (m: MsgLike | undefined) => {
+      this.consumerCheck = false;
+      if (!this.running || !m) return;
+      let code = 0;
+      try {
+        const r = JSON.parse(new TextDecoder().decode(m.data)) as { error?: { err_code?: number } };
+        code = r.error?.err_code ?? 0;
+      } catch {
+        return;
+      }
+      const abort = this.cfg.opts.abort_on_missing_resource;
+      if (code === 10014) {
+        this.host.notify({
+          type: "consumer_not_found",
+          name: consumer,
+          stream,
+          count: ++this.notFound,
+        });
+        if (abort) this.host.end("terminal", new ConsumerNotFoundError(stream, consumer));
+      } else if (code === 10059) {
+        this.host.notify({ type: "stream_not_found", name: stream });
+        if (abort) this.host.end("terminal", new StreamNotFoundError(stream));
+      } else {
+        this.notFound = 0;
+      }
+    };
+    nc.request(`${prefix}.CONSUMER.INFO.${stream}.${consumer}`, undefined, {
+      timeout: this.cfg.apiTimeout,
+    }).then(settle, () => settle(undefined));
+  }
+
+  private watchStatus(): void {
+    let iter: StatusIteratorLike;
+    try {
+      iter = this.cfg.nc.status();
+    } catch {
+      return;
+    }
+    this.statusIter = iter;
+    (async () => {
+      for await (const s of iter) {
+        if (s.type === "disconnect") {
+          this.connected = false;
+        } else if (s.type === "reconnect") {
+          this.connected = true;
+          if (!this.running) continue;
+          // Requests on the old server may or may not have survived: pull on a fresh inbox.
+          this.rotate();
+          this.maybePull();
+        }
+      }
+    })().catch(() => {});
+  }
+
+  private clearTimers(): void {
+    clearTimeout(this.hbTimer);
+    clearTimeout(this.retryTimer);
+    this.hbTimer = undefined;
+    this.retryTimer = undefined;
+    this.probe = undefined;
+  }
+
+  private debug(description: string): void {
+    this.host.notify({ type: "debug", code: 0, description });
+  }
+
+  /** Test hook: the open request and live generations, for invariant checks. */
+  snapshot(): { request: { msgs: number; bytes: number } | undefined; generations: number } {
+    const r = this.request;
+    return {
+      request: r ? { msgs: r.msgs, bytes: r.bytes } : undefined,
+      generations: this.live.size,
+    };
+  }
+}
+
+function toInt(s: string | undefined): number {
+  const n = Number.parseInt(s ?? "", 10);
+  return Number.isFinite(n) && n > 0 ? n : 0;
+}
+
+function safely(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // the connection is already closed: nothing left to undo
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * jetstream-iter: a JetStream pull-consumer iterator whose shutdown always ends, loses nothing
+ * and never hangs. Drop-in for nats.js `consumer.consume()`.
+ */
+export type { HeadersLike, MsgLike, NatsConnectionLike } from "./connection.js";
+export {
+  consume,
+  type MessagesOf,
+  type MsgOf,
+  type PullConsumerLike,
+  type PullMessagesOptions,
+  pullMessages,
+  type StatusOf,
+} from "./consume.js";
+export {
+  AbortError,
+  CallbackModeError,
+  ConnectionClosedError,
+  ConsumerDeletedError,
+  ConsumerNotFoundError,
+  ErrorCode,
+  InvalidConsumerError,
+  InvalidOptionError,
+  isAbortError,
+  JetStreamStatusError,
+  MsgIteratorClosedError,
+  NextTimeoutError,
+  StreamNotFoundError,
+} from "./errors.js";
+export { type DeliveryInfo, JsMsg } from "./jsmsg.js";
+export {
+  type Counters,
+  DEFAULT_DRAIN_TIMEOUT,
+  Messages,
+  type NextOptions,
+  type Phase,
+} from "./messages.js";
+export type { Notification, PullRequest, V2Status } from "./notifications.js";
+export type { ConsumeOptions, ConsumerCallback } from "./options.js";

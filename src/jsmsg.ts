@@ -1,0 +1,241 @@
+/**
+ * JsMsg: a JetStream message as the library hands it out, with acks and the delivery info
+ * parsed from its `$JS.ACK…` reply subject. Satisfies the `JsMsg` of nats.js v3 and v2.
+ */
+import type { HeadersLike, MsgLike, NatsConnectionLike } from "./connection.js";
+
+/** Delivery info parsed from the ack reply subject (nats.js's `DeliveryInfo`). */
+export interface DeliveryInfo {
+  /** JetStream domain, "" when none. */
+  domain: string;
+  /** Account hash (new subject layout only). */
+  account_hash?: string;
+  stream: string;
+  consumer: string;
+  /** Times this message has been delivered, this delivery included (1 = first). */
+  deliveryCount: number;
+  /** `deliveryCount - 1` (nats v2 name). */
+  redeliveryCount: number;
+  streamSequence: number;
+  deliverySequence: number;
+  /** Stream timestamp in nanoseconds since the epoch (as a Number, so not exact; see `timestampNanos`). */
+  timestampNanos: number;
+  /** Messages still pending for the consumer after this one. */
+  pending: number;
+  redelivered: boolean;
+}
+
+/** Pull options of `JsMsg.next()` (nats.js's `PullOptions`). */
+export interface NextPullOptions {
+  batch: number;
+  max_bytes: number;
+  expires: number;
+  idle_heartbeat: number;
+  no_wait: boolean;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const ACK = enc.encode("+ACK");
+const NAK = enc.encode("-NAK");
+const WPI = enc.encode("+WPI");
+const TERM = enc.encode("+TERM");
+
+/** Why an inbox message is not a JetStream message of ours; undefined when it is. */
+export type ReplyProblem = string;
+
+/**
+ * Parses a `$JS.ACK…` reply subject. Returns the info, or a string saying what is wrong.
+ * Layouts: 9 tokens `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>`,
+ * or 11+ `$JS.ACK.<domain>.<hash>.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>[.<token>…]`.
+ */
+export function parseAckReply(reply: string): DeliveryInfo | ReplyProblem {
+  if (!reply.startsWith("$JS.ACK.")) return "reply subject is not $JS.ACK";
+  const t = reply.split(".");
+  let i: number;
+  let domain = "";
+  let account_hash: string | undefined;
+  if (t.length === 9) {
+    i = 2;
+  } else if (t.length >= 11) {
+    domain = t[2] === "_" ? "" : (t[2] ?? "");
+    account_hash = t[3];
+    i = 4;
+  } else {
+    return `ack subject has ${t.length} tokens (want 9 or 11+)`;
+  }
+  const stream = t[i] ?? "";
+  const consumer = t[i + 1] ?? "";
+  const n = [t[i + 2], t[i + 3], t[i + 4], t[i + 5], t[i + 6]].map(parseUint);
+  if (!stream || !consumer || n.some((x) => x < 0)) return "ack subject has a non-numeric field";
+  const [delivered, sseq, dseq, ts, pending] = n as [number, number, number, number, number];
+  if (delivered < 1) return "ack subject has delivery count 0";
+  const info: DeliveryInfo = {
+    domain,
+    stream,
+    consumer,
+    deliveryCount: delivered,
+    redeliveryCount: delivered - 1,
+    streamSequence: sseq,
+    deliverySequence: dseq,
+    timestampNanos: ts,
+    pending,
+    redelivered: delivered > 1,
+  };
+  if (account_hash !== undefined) info.account_hash = account_hash;
+  return info;
+}
+
+/** Decimal digits only → the number; anything else → -1. */
+function parseUint(s: string | undefined): number {
+  if (!s || s.length > 20) return -1;
+  for (let k = 0; k < s.length; k++) {
+    const c = s.charCodeAt(k);
+    if (c < 48 || c > 57) return -1;
+  }
+  return Number(s);
+}
+
+/** What a JsMsg needs from the iterator that made it. */
+export interface AckTarget {
+  readonly nc: NatsConnectionLike;
+  /** Default timeout of `ackAck()`, milliseconds. */
+  readonly ackTimeout: number;
+  /** Whether `+TERM <reason>` is understood (nats-server >= 2.10). */
+  readonly termReason: boolean;
+}
+
+export class JsMsg {
+  /** Set once a terminal ack (ack, nak, term, next) was sent: later ones are not sent. */
+  private acked = false;
+
+  constructor(
+    private readonly msg: MsgLike,
+    /** The `$JS.ACK…` subject acks are published to. */
+    readonly reply: string,
+    readonly info: DeliveryInfo,
+    private readonly target: AckTarget,
+  ) {}
+
+  get subject(): string {
+    return this.msg.subject;
+  }
+  get data(): Uint8Array {
+    return this.msg.data;
+  }
+  /** The headers, as the connection's nats.js parsed them; undefined when there are none. */
+  get headers(): HeadersLike | undefined {
+    return this.msg.headers;
+  }
+  get sid(): number {
+    return this.msg.sid;
+  }
+  /** Stream sequence. */
+  get seq(): number {
+    return this.info.streamSequence;
+  }
+  get redelivered(): boolean {
+    return this.info.redelivered;
+  }
+  /** Stream timestamp, exact, in nanoseconds since the epoch. */
+  get timestampNanos(): bigint {
+    const tokens = this.reply.split(".");
+    const ts = tokens[tokens.length === 9 ? 7 : 9];
+    return BigInt(ts ?? 0);
+  }
+  /** Stream timestamp as a Date (millisecond precision). */
+  get time(): Date {
+    return new Date(Number(this.timestampNanos / 1_000_000n));
+  }
+  /** Stream timestamp as an ISO-8601 string. */
+  get timestamp(): string {
+    return this.time.toISOString();
+  }
+
+  /** The payload as UTF-8 text. */
+  string(): string {
+    return dec.decode(this.msg.data);
+  }
+  /** The payload parsed as JSON. Throws if it is not JSON. */
+  json<T = unknown>(): T {
+    return JSON.parse(this.string()) as T;
+  }
+
+  /** Acknowledges the message. Only the first terminal ack is sent; never throws. */
+  ack(): void {
+    this.terminal(ACK);
+  }
+
+  /** Asks for redelivery, after `millis` milliseconds if given. Terminal; never throws. */
+  nak(millis?: number): void {
+    if (millis !== undefined && millis > 0) {
+      this.terminal(enc.encode(`-NAK ${JSON.stringify({ delay: Math.round(millis * 1e6) })}`));
+    } else {
+      this.terminal(NAK);
+    }
+  }
+
+  /** Tells the server the message is still being worked on (resets ack_wait). Repeatable. */
+  working(): void {
+    if (!this.acked) this.send(WPI);
+  }
+
+  /**
+   * Stops redelivery of this message. `reason` is sent only to servers that understand it
+   * (>= 2.10; 2.9 would treat `+TERM <reason>` as no ack at all). Terminal; never throws.
+   */
+  term(reason?: string): void {
+    if (reason && this.target.termReason) this.terminal(enc.encode(`+TERM ${reason}`));
+    else this.terminal(TERM);
+  }
+
+  /**
+   * Acks this message and asks for more to be delivered to `subj` (nats.js `next()`). Terminal.
+   */
+  next(subj: string, opts: Partial<NextPullOptions> = { batch: 1 }): void {
+    if (this.acked) return;
+    this.acked = true;
+    const body = { batch: 1, ...opts };
+    try {
+      this.target.nc.publish(this.reply, enc.encode(`+NXT ${JSON.stringify(body)}`), {
+        reply: subj,
+      });
+    } catch {
+      // connection closed: the server redelivers after ack_wait
+    }
+  }
+
+  /**
+   * Acks and waits for the server to confirm. Resolves true once confirmed, false when a terminal
+   * ack was already sent (nothing is sent again). Rejects if no confirmation arrives within
+   * `timeout` ms (default: the JetStream API timeout) or the connection is closed.
+   */
+  async ackAck(opts: { timeout?: number } = {}): Promise<boolean> {
+    if (this.acked) return false;
+    this.acked = true;
+    await this.target.nc.request(this.reply, ACK, {
+      timeout: opts.timeout ?? this.target.ackTimeout,
+    });
+    return true;
+  }
+
+  /** True once a terminal ack was sent. */
+  get isAcked(): boolean {
+    return this.acked;
+  }
+
+  private terminal(payload: Uint8Array): void {
+    if (this.acked) return;
+    this.acked = true;
+    this.send(payload);
+  }
+
+  private send(payload: Uint8Array): void {
+    try {
+      this.target.nc.publish(this.reply, payload);
+    } catch {
+      // The connection is closed or draining: the ack cannot be sent, and the server will
+      // redeliver after ack_wait. Acks never throw into the user's loop.
+    }
+  }
+}

@@ -1,0 +1,431 @@
+/**
+ * Messages: the iterator the user holds. One ordered lifecycle, declared here:
+ *
+ *   open ──drain() / stop() / terminal server status──▶ draining ──fence done──▶ closed
+ *   open | draining ──close() / break / abort / callback error / connection lost──▶ closed
+ *
+ * It only moves forward, and every transition is a small synchronous idempotent function.
+ * Entering `closed` puts the end item into the channel: that is the one termination signal,
+ * and a pending `next()` settles only through the channel. `closed()` resolves once the
+ * channel is also empty (handed out, or discarded) and the engine has removed its
+ * subscriptions, listeners and timers.
+ */
+import { AbortError } from "abort-controller-x";
+import { Channel, type End, isEnd } from "./channel.js";
+import type { NatsConnectionLike } from "./connection.js";
+import { PullEngine } from "./engine.js";
+import { CallbackModeError, MsgIteratorClosedError, NextTimeoutError } from "./errors.js";
+import type { JsMsg } from "./jsmsg.js";
+import { type Notification, Notifier, toV2, type V2Status } from "./notifications.js";
+import { type ResolvedOptions, resolveDrainTimeout, resolveNextOptions } from "./options.js";
+
+export type Phase = "open" | "draining" | "closed";
+
+/** How long `drain()` (and the fence of `close()`) waits for the server by default, ms. */
+export const DEFAULT_DRAIN_TIMEOUT = 5_000;
+
+/** Which nats.js generation's shapes `status()` returns. */
+export type Flavor = "v3" | "v2";
+
+export interface MessagesInit {
+  nc: NatsConnectionLike;
+  stream: string;
+  consumer: string;
+  /** JetStream API prefix (`$JS.API`, `$JS.<domain>.API`). */
+  prefix: string;
+  /** JetStream API timeout, ms: consumer info and the default of `ackAck()`. */
+  apiTimeout: number;
+  opts: ResolvedOptions<unknown>;
+  flavor: Flavor;
+}
+
+export interface NextOptions {
+  /** Aborts this call only (rejects AbortError); never loses a message. */
+  signal?: AbortSignal;
+  /** Milliseconds to wait; then rejects NextTimeoutError and the iterator stays open. */
+  timeout?: number;
+}
+
+/** What a message left the iterator as; used by tests to prove nothing is lost or doubled. */
+export interface Counters {
+  /** Data messages that arrived for us. */
+  received: number;
+  /** Handed to the user (next, for await, callback). */
+  processed: number;
+  /** NAKed by the library (close, break, abort, or arriving with no request to account them). */
+  naked: number;
+  /** Dropped because the connection ended (could not be NAKed; the server redelivers them). */
+  dropped: number;
+  /** Buffered, not yet handed out. */
+  pending: number;
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (v: T) => void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+/**
+ * A JetStream pull consumer's messages: `next()`, `for await`, or a callback. `M` is the message
+ * type and `S` what `status()` returns, as the nats.js generation in use has them.
+ */
+export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements AsyncIterable<M> {
+  private phase: Phase = "open";
+  private readonly channel: Channel<JsMsg>;
+  private readonly engine: PullEngine;
+  private readonly notifier = new Notifier();
+  private readonly opts: ResolvedOptions<unknown>;
+  private readonly flavor: Flavor;
+  private drained: Promise<void> | undefined;
+  private terminal: Error | undefined;
+  private engineClosed = false;
+  private channelEmpty = false;
+  private readonly done = deferred<void | Error>();
+  private readonly counts = { received: 0, processed: 0, naked: 0, dropped: 0 };
+  private detachSignal: (() => void) | undefined;
+
+  /** @internal Use `consume()` or `pullMessages()`. */
+  constructor(init: MessagesInit) {
+    this.opts = init.opts;
+    this.flavor = init.flavor;
+    this.channel = new Channel<JsMsg>(
+      () => this.engine.maybePull(),
+      () => {
+        this.channelEmpty = true;
+        this.maybeDone();
+      },
+    );
+    this.engine = new PullEngine(
+      {
+        nc: init.nc,
+        stream: init.stream,
+        consumer: init.consumer,
+        prefix: init.prefix,
+        opts: init.opts,
+        apiTimeout: init.apiTimeout,
+      },
+      {
+        held: () => ({ msgs: this.channel.size, bytes: this.channel.bytes }),
+        deliver: (m, bytes) => {
+          this.counts.received++;
+          if (!this.channel.push(m, bytes)) this.disposeOf(m, "nak");
+        },
+        reject: (m, reason) => {
+          this.counts.received++;
+          this.disposeOf(m, "nak");
+          this.notify({ type: "debug", code: 0, description: `NAKed message: ${reason}` });
+        },
+        notify: (n) => this.notify(n),
+        end: (kind, error) => {
+          if (kind === "terminal") this.toDraining(error, DEFAULT_DRAIN_TIMEOUT);
+          else this.toClosed(error, "lost");
+        },
+      },
+    );
+    const signal = init.opts.signal;
+    if (signal) {
+      const onAbort = () => void this.close();
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.detachSignal = () => signal.removeEventListener("abort", onAbort);
+    }
+    this.engine.start();
+    const callback = init.opts.callback;
+    if (callback) void this.runCallbacks(callback as (m: M) => unknown);
+  }
+
+  // ── transitions ──────────────────────────────────────────────────────────────────────────
+
+  /** Advances state to draining: no more pulls; fence the subscription, then close (keeping the buffer). */
+  private toDraining(error: Error | undefined, timeoutMs: number): void {
+    if (this.phase !== "open") return;
+    this.phase = "draining";
+    this.releaseSignal();
+    this.engine.stopPulling();
+    this.drained = this.engine.close(timeoutMs).then(() => this.toClosed(error, "keep"));
+  }
+
+  /**
+   * Advances state to closed: the channel gets its end item. `keep` leaves the buffer to be
+   * handed out; `nak` NAKs it (redelivered at once); `lost` drops it (the connection is gone).
+   */
+  private toClosed(error: Error | undefined, buffer: "keep" | "nak" | "lost"): void {
+    if (this.phase === "closed") return;
+    this.phase = "closed";
+    this.terminal = error;
+    this.releaseSignal();
+    this.engine.stopPulling();
+    this.channel.close(error);
+    if (buffer !== "keep") this.discardBuffer(buffer);
+    this.engine.close(buffer === "nak" ? DEFAULT_DRAIN_TIMEOUT : 0).then(() => {
+      this.engineClosed = true;
+      this.maybeDone();
+    });
+  }
+
+  /** Advances state to done (closed, empty, engine gone): `closed()` resolves. Idempotent. */
+  private maybeDone(): void {
+    if (this.phase !== "closed" || !this.engineClosed || !this.channelEmpty) return;
+    this.notifier.end();
+    this.done.resolve(this.terminal);
+  }
+
+  private discardBuffer(how: "nak" | "lost"): void {
+    for (const m of this.channel.discard()) this.disposeOf(m, how);
+  }
+
+  private disposeOf(m: JsMsg, how: "nak" | "lost"): void {
+    if (how === "nak" && !m.isAcked) {
+      m.nak();
+      this.counts.naked++;
+    } else {
+      this.counts.dropped++;
+    }
+  }
+
+  private releaseSignal(): void {
+    this.detachSignal?.();
+    this.detachSignal = undefined;
+  }
+
+  private notify(n: Notification): void {
+    if (this.notifier.size > 0) this.notifier.notify(n);
+  }
+
+  // ── handing messages out ─────────────────────────────────────────────────────────────────
+
+  private handOut(m: JsMsg): M {
+    this.counts.processed++;
+    return m as unknown as M;
+  }
+
+  private closedError(end: End): MsgIteratorClosedError {
+    return new MsgIteratorClosedError(end.error);
+  }
+
+  /**
+   * Resolves the next message. Rejects `MsgIteratorClosedError` once the iterator is closed and
+   * empty (its `cause` is the error that ended it, if any); `AbortError` when `signal` aborts
+   * this call; `NextTimeoutError` after `timeout` ms. Neither abort nor timeout ends the
+   * iterator or loses a message: one that arrives later goes to the next call. Works the same
+   * while draining (buffered messages are still handed out). Rejects `CallbackModeError` in
+   * callback mode.
+   */
+  next(opts?: NextOptions): Promise<M> {
+    if (this.opts.callback) return Promise.reject(new CallbackModeError());
+    let o: NextOptions;
+    try {
+      o = resolveNextOptions(opts);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const { signal, timeout } = o;
+    if (signal?.aborted) return Promise.reject(new AbortError());
+    const ready = this.channel.tryTake();
+    if (ready !== undefined) {
+      return isEnd(ready)
+        ? Promise.reject(this.closedError(ready))
+        : Promise.resolve(this.handOut(ready));
+    }
+    return new Promise<M>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const cleanup = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const waiter = (item: JsMsg | End) => {
+        cleanup();
+        if (isEnd(item)) reject(this.closedError(item));
+        else resolve(this.handOut(item));
+      };
+      const onAbort = () => {
+        if (this.channel.cancel(waiter)) {
+          cleanup();
+          reject(new AbortError());
+        }
+      };
+      this.channel.take(waiter);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      if (timeout !== undefined) {
+        timer = setTimeout(() => {
+          if (this.channel.cancel(waiter)) {
+            cleanup();
+            reject(new NextTimeoutError(timeout));
+          }
+        }, timeout);
+      }
+    });
+  }
+
+  /**
+   * `for await`: yields every message; ends when the iterator is closed and empty, throwing
+   * only the error that ended it (a terminal failure, or the error given to `stop(err)`).
+   * `break` (or a throw in the loop body) closes it as `close()` does. Throws
+   * `CallbackModeError` in callback mode.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<M> {
+    if (this.opts.callback) throw new CallbackModeError();
+    const finished: IteratorReturnResult<undefined> = { done: true, value: undefined };
+    const result = (item: JsMsg | End): IteratorResult<M> => {
+      if (!isEnd(item)) return { done: false, value: this.handOut(item) };
+      if (item.error) throw item.error;
+      return finished;
+    };
+    return {
+      next: () => {
+        const ready = this.channel.tryTake();
+        if (ready !== undefined) {
+          try {
+            return Promise.resolve(result(ready));
+          } catch (err) {
+            return Promise.reject(err);
+          }
+        }
+        return new Promise((resolve, reject) => {
+          this.channel.take((item) => {
+            try {
+              resolve(result(item));
+            } catch (err) {
+              reject(err);
+            }
+          });
+        });
+      },
+      return: () => this.close().then(() => finished),
+    };
+  }
+
+  private async runCallbacks(callback: (m: M) => unknown): Promise<void> {
+    for (;;) {
+      let item = this.channel.tryTake();
+      if (item === undefined) {
+        item = await new Promise<JsMsg | End>((resolve) => void this.channel.take(resolve));
+      }
+      if (isEnd(item)) return;
+      try {
+        const r = callback(this.handOut(item));
+        if (
+          r !== null &&
+          typeof r === "object" &&
+          typeof (r as Promise<unknown>).then === "function"
+        ) {
+          await r;
+        }
+      } catch (err) {
+        this.toClosed(err instanceof Error ? err : new Error(String(err)), "nak");
+        return;
+      }
+    }
+  }
+
+  // ── ending ───────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Graceful end: no new pulls; unsubscribes behind a fence (PING/PONG, at most `timeout` ms,
+   * default 5 000) so every message the server already sent arrives; then closes. Buffered
+   * messages are still handed out after it resolves. Resolves once the fence is done and the
+   * iterator is closed — safe to await inside the loop. Idempotent (later calls return the same
+   * promise); on an iterator closed by `close()` it resolves at once. Never loses a message.
+   */
+  drain(opts?: { timeout?: number }): Promise<void> {
+    let timeout: number;
+    try {
+      timeout = resolveDrainTimeout(opts, DEFAULT_DRAIN_TIMEOUT);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.toDraining(undefined, timeout);
+    return this.drained ?? Promise.resolve();
+  }
+
+  /**
+   * nats.js-compatible stop: `drain()` without returning its promise. With `err`, the loop
+   * throws `err` (and `next()` rejects with it as `cause`) after the buffer is handed out.
+   * Idempotent; does nothing once draining or closed.
+   */
+  stop(err?: Error): void {
+    this.toDraining(err, DEFAULT_DRAIN_TIMEOUT);
+  }
+
+  /**
+   * Immediate end: closes now; buffered messages never handed out are NAKed (redelivered at
+   * once), and so is any that arrives during the unsubscribe fence. Resolves like `closed()`:
+   * `undefined`, or the error that ended the iterator. Never rejects; safe inside the loop and
+   * on an iterator never iterated; idempotent (also after `drain()`: what is still buffered is
+   * NAKed).
+   */
+  close(): Promise<void | Error> {
+    this.toClosed(undefined, "nak");
+    this.discardBuffer("nak");
+    return this.done.promise;
+  }
+
+  /**
+   * Resolves once fully done: closed, nothing left buffered (handed out or discarded), the
+   * subscriptions, listeners and timers gone. Resolves `undefined` for an ordinary end and the
+   * Error for a failure (connection lost, terminal status, callback error, `stop(err)`). Never
+   * rejects. After `drain()` it waits until the buffer is handed out (or `close()` is called).
+   */
+  closed(): Promise<void | Error> {
+    return this.done.promise;
+  }
+
+  /** As `close()`, for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  // ── observing ────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Notifications from now on (heartbeats missed, consumer deleted, limits, debug, …) until the
+   * iterator is done. nats.js v3 shape (`AsyncIterable<ConsumerNotification>`), or for a v2
+   * consumer `Promise<AsyncIterable<{ type, data }>>` as v2 has it.
+   */
+  status(): S {
+    if (this.flavor === "v2") {
+      return Promise.resolve(this.notifier.listen<V2Status>(toV2)) as S;
+    }
+    return this.notifier.listen() as S;
+  }
+
+  /** Messages handed to the user so far. */
+  getProcessed(): number {
+    return this.counts.processed;
+  }
+
+  /** Messages buffered and not yet handed out. */
+  getPending(): number {
+    return this.channel.size;
+  }
+
+  /** Data messages received from the server so far. */
+  getReceived(): number {
+    return this.counts.received;
+  }
+
+  /** Where every received message went; `received = processed + naked + dropped + pending`. */
+  counters(): Counters {
+    return { ...this.counts, pending: this.channel.size };
+  }
+
+  /** The lifecycle state: `open`, `draining` or `closed`. */
+  get state(): Phase {
+    return this.phase;
+  }
+
+  /**
+   * Present only so the type is assignable to nats v2's `ConsumerMessages` (which extends its
+   * internal `Dispatcher`). Messages come only from the server: calling it throws.
+   */
+  push(_value: M): void {
+    throw new TypeError("Messages.push(): messages come only from the server");
+  }
+}
