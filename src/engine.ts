@@ -42,6 +42,8 @@ export interface EngineHost {
   /** A data message that must not be buffered (its request is gone): NAK it. */
   reject(msg: JsMsg, reason: string): void;
   notify(n: Notification): void;
+  /** The connection is gone: drop what is buffered (it can be neither acked nor NAKed). */
+  drop(): void;
   /**
    * The consumer must end: `terminal` for a server status no retry can fix (fence, hand out
    * the buffer, then end with `error`); `lost` when the connection or our subscription ended
@@ -121,9 +123,7 @@ export class PullEngine {
 
   /** Subscribes, watches the connection, and publishes the first pull. */
   start(): void {
-    this.unwatchClosed = onConnectionClosed(this.cfg.nc, (err) => {
-      this.host.end("lost", err ? new ConnectionClosedError(err) : undefined);
-    });
+    this.unwatchClosed = onConnectionClosed(this.cfg.nc, (err) => this.connectionEnded(err));
     this.watchStatus();
     this.subscribe();
     this.maybePull();
@@ -236,9 +236,13 @@ export class PullEngine {
     const timedOut = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, timeoutMs);
     });
-    const drained = Promise.resolve()
-      .then(() => sub.drain())
-      .catch(() => {});
+    // drain() sends the UNSUB now (synchronously) and resolves after the PONG.
+    let drained: Promise<void>;
+    try {
+      drained = sub.drain().catch(() => {});
+    } catch {
+      drained = Promise.resolve();
+    }
     return Promise.race([drained, timedOut]).then(() => {
       clearTimeout(timer);
       // After a timed-out fence the UNSUB was sent; stop listening locally too.
@@ -249,8 +253,25 @@ export class PullEngine {
 
   private onSubscriptionClosed(g: Generation): void {
     this.live.delete(g);
-    // Closed by the connection (nc.drain(), nc.close(), a permissions error), not by us.
-    if (!g.fencing && g === this.current) this.host.end("lost");
+    // Closed by the connection (nc.drain(), nc.close(), lost for good), not by us.
+    if (!g.fencing && g === this.current) this.connectionEnded(undefined);
+  }
+
+  /**
+   * The connection (or our subscription with it) ended. nats.js resolves closed() without an
+   * error when a connection with reconnects off loses its server; only the earlier `disconnect`
+   * status tells that from `nc.close()`. Statuses reach us through microtask chains (v2 relays
+   * them twice), so decide once those have run.
+   */
+  private connectionEnded(err: Error | undefined): void {
+    // Nothing buffered can be acked or NAKed any more: drop it now, decide how we end below.
+    this.stopPulling();
+    this.host.drop();
+    setImmediate(() => {
+      const cause =
+        err ?? (this.connected ? undefined : new Error("disconnected and not reconnected"));
+      this.host.end("lost", cause ? new ConnectionClosedError(cause) : undefined);
+    });
   }
 
   private onMessage(g: Generation, err: Error | null, msg: MsgLike): void {

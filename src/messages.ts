@@ -124,6 +124,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
           this.notify({ type: "debug", code: 0, description: `NAKed message: ${reason}` });
         },
         notify: (n) => this.notify(n),
+        drop: () => this.discardBuffer("lost"),
         end: (kind, error) => {
           if (kind === "terminal") this.toDraining(error, DEFAULT_DRAIN_TIMEOUT);
           else this.toClosed(error, "lost");
@@ -163,8 +164,11 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     this.releaseSignal();
     this.engine.stopPulling();
     this.channel.close(error);
+    // Unsubscribe first, NAK after: the server handles the UNSUB before the NAKs, so it does
+    // not hand the NAKed messages straight back to our own open request.
+    const engineClosed = this.engine.close(buffer === "nak" ? DEFAULT_DRAIN_TIMEOUT : 0);
     if (buffer !== "keep") this.discardBuffer(buffer);
-    this.engine.close(buffer === "nak" ? DEFAULT_DRAIN_TIMEOUT : 0).then(() => {
+    engineClosed.then(() => {
       this.engineClosed = true;
       this.maybeDone();
     });

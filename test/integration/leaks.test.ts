@@ -1,0 +1,159 @@
+/**
+ * Nothing of ours outlives `closed()`: no subscription on the connection, no status listener,
+ * no timer, no listener on a signal we were given — for every way of ending.
+ */
+import type { NatsConnection } from "@nats-io/nats-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { consume, type Messages } from "../../src/index.js";
+import { NatsServer } from "../harness/index.js";
+import {
+  activeTimers,
+  freshConsumer,
+  publishN,
+  statusListeners,
+  subjectsOf,
+  v2,
+  v3,
+  v3Consumer,
+  within,
+} from "./fixture.js";
+
+let server: NatsServer;
+
+beforeAll(async () => {
+  server = await NatsServer.start();
+});
+afterAll(async () => {
+  await server?.dispose();
+});
+
+/** An AbortSignal that counts the listeners added to and removed from it. */
+function countingSignal() {
+  const ac = new AbortController();
+  const signal = ac.signal;
+  const counts = { added: 0, removed: 0 };
+  const add = signal.addEventListener.bind(signal);
+  const remove = signal.removeEventListener.bind(signal);
+  signal.addEventListener = ((...args: Parameters<typeof add>) => {
+    counts.added++;
+    add(...args);
+  }) as typeof signal.addEventListener;
+  signal.removeEventListener = ((...args: Parameters<typeof remove>) => {
+    counts.removed++;
+    remove(...args);
+  }) as typeof signal.removeEventListener;
+  return { ac, signal, counts };
+}
+
+type Ending = "drain" | "close" | "break" | "stop" | "abort" | "next-timeout-then-close";
+
+async function exercise(
+  messages: Messages<{ ack(): void }, unknown>,
+  how: Ending,
+  consumeAbort: AbortController,
+) {
+  const next = countingSignal();
+  // a next() with a signal that is served by a message, and one that times out
+  const first = await messages.next({ signal: next.signal, timeout: 5000 });
+  first.ack();
+  if (how === "next-timeout-then-close") {
+    await messages.next({ timeout: 20 }).catch(() => {});
+    await messages.close();
+  } else if (how === "drain") {
+    await messages.drain();
+    for await (const m of messages as AsyncIterable<{ ack(): void }>) m.ack();
+  } else if (how === "stop") {
+    messages.stop();
+    for await (const m of messages as AsyncIterable<{ ack(): void }>) m.ack();
+  } else if (how === "close") {
+    await messages.close();
+  } else if (how === "abort") {
+    consumeAbort.abort();
+  } else {
+    for await (const m of messages as AsyncIterable<{ ack(): void }>) {
+      m.ack();
+      break;
+    }
+  }
+  await within(messages.closed(), 5000, `closed() after ${how}`);
+  return next.counts;
+}
+
+describe("no leaks after closed()", () => {
+  for (const how of [
+    "drain",
+    "close",
+    "break",
+    "stop",
+    "abort",
+    "next-timeout-then-close",
+  ] as const) {
+    it(`v3, ended by ${how}: no subscription, status listener, timer or signal listener left`, async () => {
+      const nc: NatsConnection = await v3(server);
+      try {
+        const { stream, consumer, subject } = await freshConsumer(server);
+        await publishN(server.url, subject, 20);
+        const c = await v3Consumer(nc, stream, consumer);
+        await nc.flush();
+        const subs = subjectsOf(nc).length;
+        const listeners = statusListeners(nc);
+        const timers = activeTimers();
+        const consumeSignal = countingSignal();
+        const messages = await consume(c, {
+          max_messages: 5,
+          signal: consumeSignal.signal,
+        });
+        const status = messages.status();
+        expect(subjectsOf(nc).length).toBe(subs + 1);
+        expect(statusListeners(nc)).toBe(listeners + 1);
+        const nextCounts = await exercise(messages, how, consumeSignal.ac);
+        expect(subjectsOf(nc)).toHaveLength(subs);
+        expect(statusListeners(nc)).toBe(listeners);
+        expect(activeTimers()).toBe(timers);
+        expect(nextCounts.added).toBe(1);
+        expect(nextCounts.removed).toBe(1);
+        expect(consumeSignal.counts.added).toBe(1);
+        expect(consumeSignal.counts.removed).toBe(1);
+        // the status() listener ended with the iterator: reading it to the end finishes
+        const seen: string[] = [];
+        await within(
+          (async () => {
+            for await (const n of status) seen.push(n.type);
+          })(),
+          1000,
+          "status() end",
+        );
+        expect(seen).toContain("next");
+      } finally {
+        await nc.close();
+      }
+    });
+  }
+
+  it("v2, ended by drain: no subscription, status listener or timer left", async () => {
+    const nc = await v2(server);
+    try {
+      const { stream, consumer, subject } = await freshConsumer(server);
+      await publishN(server.url, subject, 20);
+      const c = await nc.jetstream().consumers.get(stream, consumer);
+      await nc.flush();
+      const subs = subjectsOf(nc).length;
+      const listeners = statusListeners(nc);
+      const timers = activeTimers();
+      const messages = await consume(c, {
+        max_messages: 5,
+      });
+      expect(subjectsOf(nc).length).toBe(subs + 1);
+      const m = await messages.next();
+      m.ack();
+      await messages.drain();
+      for await (const x of messages) x.ack();
+      await within(messages.closed(), 5000, "closed()");
+      expect(subjectsOf(nc)).toHaveLength(subs);
+      expect(statusListeners(nc)).toBe(listeners);
+      expect(activeTimers()).toBe(timers);
+    } finally {
+      await nc.close();
+    }
+  });
+});
