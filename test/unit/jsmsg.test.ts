@@ -1,0 +1,147 @@
+import { describe, expect, it } from "vitest";
+import type { MsgLike, NatsConnectionLike } from "../../src/connection.js";
+import { JsMsg, parseAckReply } from "../../src/jsmsg.js";
+
+describe("parseAckReply", () => {
+  it("reads the 9-token layout", () => {
+    const info = parseAckReply("$JS.ACK.ORDERS.worker.3.120.45.1700000000123456789.7");
+    expect(info).toEqual({
+      domain: "",
+      stream: "ORDERS",
+      consumer: "worker",
+      deliveryCount: 3,
+      redeliveryCount: 2,
+      streamSequence: 120,
+      deliverySequence: 45,
+      timestampNanos: 1700000000123456789,
+      pending: 7,
+      redelivered: true,
+    });
+  });
+
+  it("reads the 11+-token layout with domain, account hash and a trailing token", () => {
+    const info = parseAckReply("$JS.ACK.hub.ACCHASH.ORDERS.worker.1.5.6.1700000000000000000.0.tok");
+    expect(info).toMatchObject({
+      domain: "hub",
+      account_hash: "ACCHASH",
+      stream: "ORDERS",
+      consumer: "worker",
+      deliveryCount: 1,
+      redelivered: false,
+      streamSequence: 5,
+      deliverySequence: 6,
+      pending: 0,
+    });
+    expect(parseAckReply("$JS.ACK._.H.S.C.1.5.6.7.0")).toMatchObject({ domain: "", stream: "S" });
+  });
+
+  it.each([
+    ["_INBOX.abc", "not $JS.ACK"],
+    ["$JS.ACK.S.C.1.2.3", "tokens"],
+    ["$JS.ACK.S.C.1.2.3.4.5.6", "tokens"],
+    ["$JS.ACK.S.C.x.2.3.4.5", "non-numeric"],
+    ["$JS.ACK.S.C.1.2.-3.4.5", "non-numeric"],
+    ["$JS.ACK.S.C.0.2.3.4.5", "delivery count 0"],
+    ["$JS.ACK..C.1.2.3.4.5", "non-numeric"],
+  ])("rejects %s with a reason", (reply, reason) => {
+    const r = parseAckReply(reply);
+    expect(typeof r).toBe("string");
+    expect(r).toContain(reason);
+  });
+});
+
+function fakeNc(version = "2.9.10") {
+  const published: { subject: string; data: string; reply?: string }[] = [];
+  const requests: { subject: string; data: string; timeout: number }[] = [];
+  const nc = {
+    info: { version },
+    publish(subject: string, payload?: Uint8Array, opts?: { reply?: string }) {
+      published.push({ subject, data: new TextDecoder().decode(payload), reply: opts?.reply });
+    },
+    request(subject: string, payload?: Uint8Array, opts?: { timeout: number }) {
+      requests.push({ subject, data: new TextDecoder().decode(payload), timeout: opts?.timeout ?? 0 });
+      return Promise.resolve({} as MsgLike);
+    },
+  } as unknown as NatsConnectionLike;
+  return { nc, published, requests };
+}
+
+function jsMsg(nc: NatsConnectionLike, termReason = false) {
+  const reply = "$JS.ACK.S.C.2.10.4.1700000000123456789.0";
+  const msg: MsgLike = { subject: "S.x", reply, data: new TextEncoder().encode('{"a":1}'), sid: 7 };
+  const info = parseAckReply(reply);
+  if (typeof info === "string") throw new Error(info);
+  return new JsMsg(msg, reply, info, { nc, ackTimeout: 1234, termReason });
+}
+
+describe("JsMsg", () => {
+  it("exposes payload, sequence, redelivery and timestamps", () => {
+    const { nc } = fakeNc();
+    const m = jsMsg(nc);
+    expect(m.subject).toBe("S.x");
+    expect(m.string()).toBe('{"a":1}');
+    expect(m.json<{ a: number }>()).toEqual({ a: 1 });
+    expect(m.seq).toBe(10);
+    expect(m.sid).toBe(7);
+    expect(m.redelivered).toBe(true);
+    expect(m.timestampNanos).toBe(1700000000123456789n);
+    expect(m.time.getTime()).toBe(1700000000123);
+    expect(m.timestamp).toBe(new Date(1700000000123).toISOString());
+  });
+
+  it("sends only the first terminal ack", () => {
+    const { nc, published } = fakeNc();
+    const m = jsMsg(nc);
+    m.working();
+    m.ack();
+    m.nak();
+    m.term();
+    m.working();
+    expect(published.map((p) => p.data)).toEqual(["+WPI", "+ACK"]);
+    expect(published.every((p) => p.subject === m.reply)).toBe(true);
+  });
+
+  it("nak(delay) sends the delay in nanoseconds", () => {
+    const { nc, published } = fakeNc();
+    jsMsg(nc).nak(1500);
+    expect(published[0]?.data).toBe('-NAK {"delay":1500000000}');
+  });
+
+  it("term(reason) sends plain +TERM to 2.9 servers and the reason to newer ones", () => {
+    const old = fakeNc("2.9.10");
+    jsMsg(old.nc, false).term("bad payload");
+    expect(old.published[0]?.data).toBe("+TERM");
+    const recent = fakeNc("2.10.4");
+    jsMsg(recent.nc, true).term("bad payload");
+    expect(recent.published[0]?.data).toBe("+TERM bad payload");
+  });
+
+  it("next() acks and asks for more on the given inbox", () => {
+    const { nc, published } = fakeNc();
+    const m = jsMsg(nc);
+    m.next("_INBOX.x", { batch: 5 });
+    m.ack();
+    expect(published).toEqual([{ subject: m.reply, data: '+NXT {"batch":5}', reply: "_INBOX.x" }]);
+  });
+
+  it("ackAck() requests +ACK with the timeout, resolves true once and false after", async () => {
+    const { nc, requests, published } = fakeNc();
+    const m = jsMsg(nc);
+    await expect(m.ackAck()).resolves.toBe(true);
+    await expect(m.ackAck({ timeout: 10 })).resolves.toBe(false);
+    m.ack();
+    expect(requests).toEqual([{ subject: m.reply, data: "+ACK", timeout: 1234 }]);
+    expect(published).toEqual([]);
+  });
+
+  it("an ack on a closed connection does not throw", () => {
+    const nc = {
+      publish() {
+        throw new Error("closed");
+      },
+    } as unknown as NatsConnectionLike;
+    const m = jsMsg(nc);
+    expect(() => m.ack()).not.toThrow();
+    expect(m.isAcked).toBe(true);
+  });
+});
