@@ -91,12 +91,13 @@ export function pullMessages(
   nc: NatsConnectionLike,
   stream: string,
   consumer: string,
-  opts: PullMessagesOptions = {},
+  opts: PullMessagesOptions | null = {},
 ): Messages<JsMsg, AsyncIterable<Notification>> {
   if (!isNatsConnectionLike(nc)) throw new InvalidOptionError("nc", nc, "a NATS connection");
   checkName("stream", stream);
   checkName("consumer", consumer);
-  if (typeof opts !== "object" || opts === null) {
+  if (opts === null) opts = {};
+  if (typeof opts !== "object" || Array.isArray(opts)) {
     throw new InvalidOptionError("options", opts, "an object or undefined");
   }
   const { api_prefix, domain, api_timeout, ...rest } = opts;

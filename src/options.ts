@@ -84,19 +84,17 @@ const KNOWN = new Set([
   "signal",
 ]);
 
-function positiveInt(name: string, v: unknown, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > max) {
-    throw new InvalidOptionError(name, v, `an integer from 1 to ${max}`);
+/** An integer in [min, max], else an error that states the whole rule. */
+function intIn(name: string, v: unknown, min: number, max: number, unit: string, why = ""): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new InvalidOptionError(name, v, `an integer number of ${unit} ${range}${why}`);
   }
   return v;
 }
 
-function nonNegativeInt(name: string, v: unknown): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > Number.MAX_SAFE_INTEGER) {
-    throw new InvalidOptionError(name, v, "an integer >= 0");
-  }
-  return v;
-}
+/** Options of nats.js v3's ConsumeOptions that need priority groups (nats-server >= 2.11). */
+const UNSUPPORTED = new Set(["group", "priority", "min_pending", "min_ack_pending"]);
 
 function bool(name: string, v: unknown): boolean {
   if (typeof v !== "boolean") throw new InvalidOptionError(name, v, "a boolean");
@@ -124,32 +122,32 @@ export function resolveOptions<M>(opts: unknown): ResolvedOptions<M> {
   }
   const o = opts as Record<string, unknown>;
   for (const key of Object.keys(o)) {
+    if (UNSUPPORTED.has(key)) {
+      throw new InvalidOptionError(key, o[key], "no value: priority groups are not supported");
+    }
     if (!KNOWN.has(key)) {
-      throw new InvalidOptionError(key, o[key], `no such option (known: ${[...KNOWN].join(", ")})`);
+      throw new InvalidOptionError(key, o[key], `a known option name (${[...KNOWN].join(", ")})`);
     }
   }
   const has = (k: string) => o[k] !== undefined;
+  const MAX = Number.MAX_SAFE_INTEGER;
 
   const max_messages = has("max_messages")
-    ? positiveInt("max_messages", o.max_messages)
+    ? intIn("max_messages", o.max_messages, 1, MAX, "messages")
     : DEFAULT_MAX_MESSAGES;
-  const max_bytes = has("max_bytes") ? nonNegativeInt("max_bytes", o.max_bytes) : 0;
+  const max_bytes = has("max_bytes") ? intIn("max_bytes", o.max_bytes, 0, MAX, "bytes") : 0;
   const expires = has("expires")
-    ? positiveInt("expires", o.expires, MAX_DURATION)
+    ? intIn("expires", o.expires, MIN_EXPIRES, MAX_DURATION, "milliseconds")
     : DEFAULT_EXPIRES;
-  if (expires < MIN_EXPIRES) {
-    throw new InvalidOptionError("expires", expires, `milliseconds >= ${MIN_EXPIRES}`);
-  }
   let idle_heartbeat: number;
   if (has("idle_heartbeat")) {
-    idle_heartbeat = positiveInt("idle_heartbeat", o.idle_heartbeat, MAX_DURATION);
-    if (idle_heartbeat < MIN_IDLE_HEARTBEAT || idle_heartbeat > MAX_IDLE_HEARTBEAT) {
-      throw new InvalidOptionError(
-        "idle_heartbeat",
-        idle_heartbeat,
-        `milliseconds from ${MIN_IDLE_HEARTBEAT} to ${MAX_IDLE_HEARTBEAT}`,
-      );
-    }
+    idle_heartbeat = intIn(
+      "idle_heartbeat",
+      o.idle_heartbeat,
+      MIN_IDLE_HEARTBEAT,
+      MAX_IDLE_HEARTBEAT,
+      "milliseconds",
+    );
     if (idle_heartbeat >= expires) {
       throw new InvalidOptionError(
         "idle_heartbeat",
@@ -160,29 +158,31 @@ export function resolveOptions<M>(opts: unknown): ResolvedOptions<M> {
   } else {
     idle_heartbeat = Math.min(MAX_IDLE_HEARTBEAT, Math.max(MIN_IDLE_HEARTBEAT, expires / 2));
   }
+  // Re-pull when what is held falls to the threshold; it must be below the maximum or no pull
+  // would ever have room. Defaults: 75 % (nats.js), kept below the maximum.
   const threshold_messages = has("threshold_messages")
-    ? nonNegativeInt("threshold_messages", o.threshold_messages)
-    : Math.max(1, Math.round(max_messages * 0.75));
-  if (threshold_messages >= max_messages && max_messages > 1) {
-    throw new InvalidOptionError(
-      "threshold_messages",
-      threshold_messages,
-      `an integer less than max_messages (${max_messages})`,
-    );
-  }
+    ? intIn(
+        "threshold_messages",
+        o.threshold_messages,
+        0,
+        max_messages - 1,
+        "messages",
+        `, less than max_messages (${max_messages})`,
+      )
+    : Math.min(max_messages - 1, Math.max(1, Math.round(max_messages * 0.75)));
   if (has("threshold_bytes") && max_bytes === 0) {
     throw new InvalidOptionError("threshold_bytes", o.threshold_bytes, "max_bytes to be set too");
   }
   const threshold_bytes = has("threshold_bytes")
-    ? nonNegativeInt("threshold_bytes", o.threshold_bytes)
-    : Math.round(max_bytes * 0.75);
-  if (max_bytes > 0 && threshold_bytes >= max_bytes) {
-    throw new InvalidOptionError(
-      "threshold_bytes",
-      threshold_bytes,
-      `an integer less than max_bytes (${max_bytes})`,
-    );
-  }
+    ? intIn(
+        "threshold_bytes",
+        o.threshold_bytes,
+        0,
+        max_bytes - 1,
+        "bytes",
+        `, less than max_bytes (${max_bytes})`,
+      )
+    : Math.max(0, Math.min(max_bytes - 1, Math.round(max_bytes * 0.75)));
   if (has("callback") && typeof o.callback !== "function") {
     throw new InvalidOptionError("callback", o.callback, "a function");
   }
@@ -216,7 +216,9 @@ export function resolveNextOptions(opts: unknown): { signal?: AbortSignal; timeo
       throw new InvalidOptionError("signal", o.signal, "an AbortSignal");
     out.signal = o.signal;
   }
-  if (o.timeout !== undefined) out.timeout = positiveInt("timeout", o.timeout, MAX_DURATION);
+  if (o.timeout !== undefined) {
+    out.timeout = intIn("timeout", o.timeout, 1, MAX_DURATION, "milliseconds");
+  }
   return out;
 }
 
@@ -225,5 +227,5 @@ export function resolveDrainTimeout(opts: unknown, fallback: number): number {
   if (opts === undefined || opts === null) return fallback;
   if (typeof opts !== "object") throw new InvalidOptionError("drain options", opts, "an object");
   const t = (opts as Record<string, unknown>).timeout;
-  return t === undefined ? fallback : positiveInt("timeout", t, MAX_DURATION);
+  return t === undefined ? fallback : intIn("timeout", t, 1, MAX_DURATION, "milliseconds");
 }
