@@ -68,16 +68,16 @@ export function within<T>(p: Promise<T>, ms = 10_000, what = "promise"): Promise
 
 /** Observes pull requests (`$JS.API.CONSUMER.MSG.NEXT.>`) and markers from a second connection. */
 export async function observePulls(server: NatsServer): Promise<{
-  events: { kind: "pull" | "marker"; subject: string; body: string }[];
+  events: { kind: "pull" | "marker"; subject: string; body: string; reply?: string }[];
   pullsAfterMarker(): number;
   close(): Promise<void>;
   flush(): Promise<void>;
 }> {
   const nc = await connect({ servers: server.url });
-  const events: { kind: "pull" | "marker"; subject: string; body: string }[] = [];
+  const events: { kind: "pull" | "marker"; subject: string; body: string; reply?: string }[] = [];
   nc.subscribe("$JS.API.CONSUMER.MSG.NEXT.>", {
     callback: (_e, m) => {
-      events.push({ kind: "pull", subject: m.subject, body: m.string() });
+      events.push({ kind: "pull", subject: m.subject, body: m.string(), reply: m.reply });
     },
   });
   nc.subscribe("marker.>", {
