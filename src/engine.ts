@@ -253,18 +253,22 @@ export class PullEngine {
 
   private onSubscriptionClosed(g: Generation): void {
     this.live.delete(g);
-    // Closed by the connection (nc.drain(), nc.close(), lost for good), not by us.
-    if (!g.fencing && g === this.current) this.connectionEnded(undefined);
+    // Closed by the connection (nc.drain(), nc.close(), lost for good), not by us. Nothing
+    // buffered can be acked or NAKed any more: drop it now. How we end is decided when the
+    // connection's closed() settles, which nats.js does right after closing subscriptions.
+    if (!g.fencing && g === this.current) {
+      this.stopPulling();
+      this.host.drop();
+    }
   }
 
   /**
-   * The connection (or our subscription with it) ended. nats.js resolves closed() without an
-   * error when a connection with reconnects off loses its server; only the earlier `disconnect`
-   * status tells that from `nc.close()`. Statuses reach us through microtask chains (v2 relays
-   * them twice), so decide once those have run.
+   * The connection closed. nats.js resolves closed() without an error when a connection with
+   * reconnects off loses its server; only the earlier `disconnect` status tells that from
+   * `nc.close()`. Statuses reach us through microtask chains (v2 relays them twice), so decide
+   * once those have run.
    */
   private connectionEnded(err: Error | undefined): void {
-    // Nothing buffered can be acked or NAKed any more: drop it now, decide how we end below.
     this.stopPulling();
     this.host.drop();
     setImmediate(() => {

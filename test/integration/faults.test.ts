@@ -3,6 +3,7 @@
  * streams, server limits, a hung server, restarts under load, a connection lost for good.
  * Each test names its scenario.
  */
+import type { ConsumerNotification } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { headers } from "@nats-io/nats-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -27,8 +28,10 @@ afterAll(async () => {
 });
 
 /** Collects notifications until the iterator is done. */
-function collect(messages: { status(): AsyncIterable<Notification> }) {
-  const seen: Notification[] = [];
+function collect<N extends Notification | ConsumerNotification>(messages: {
+  status(): AsyncIterable<N>;
+}) {
+  const seen: N[] = [];
   const done = (async () => {
     for await (const n of messages.status()) seen.push(n);
   })();

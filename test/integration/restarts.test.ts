@@ -2,11 +2,13 @@
  * The server restarts (SIGKILL five times, SIGTERM once) or hangs (SIGSTOP) under load: the
  * iterator resumes by itself and nothing the server acknowledged to the publisher is lost.
  */
+
+import type { ConsumerNotification } from "@nats-io/jetstream";
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { describe, expect, it } from "vitest";
-import { consume, type Notification } from "../../src/index.js";
+import { consume } from "../../src/index.js";
 import { consumerInfo, NatsServer } from "../harness/index.js";
 import { freshConsumer, observePulls, until, v3, v3Consumer, within } from "./fixture.js";
 
@@ -118,7 +120,7 @@ describe("hung server", () => {
         expires: 10_000,
         idle_heartbeat,
       });
-      const notes: Notification[] = [];
+      const notes: ConsumerNotification[] = [];
       const notesDone = (async () => {
         for await (const n of messages.status()) notes.push(n);
       })();

@@ -13,7 +13,7 @@ describe("parseAckReply", () => {
       redeliveryCount: 2,
       streamSequence: 120,
       deliverySequence: 45,
-      timestampNanos: 1700000000123456789,
+      timestampNanos: Number("1700000000123456789"),
       pending: 7,
       redelivered: true,
     });
@@ -59,7 +59,11 @@ function fakeNc(version = "2.9.10") {
       published.push({ subject, data: new TextDecoder().decode(payload), reply: opts?.reply });
     },
     request(subject: string, payload?: Uint8Array, opts?: { timeout: number }) {
-      requests.push({ subject, data: new TextDecoder().decode(payload), timeout: opts?.timeout ?? 0 });
+      requests.push({
+        subject,
+        data: new TextDecoder().decode(payload),
+        timeout: opts?.timeout ?? 0,
+      });
       return Promise.resolve({} as MsgLike);
     },
   } as unknown as NatsConnectionLike;
