@@ -74,22 +74,19 @@ describe("connection lost for good", () => {
       await publishN(own.url, subject, 5);
       const messages = await consume(await v3Consumer(nc, stream, consumer));
       let n = 0;
+      // the handler is attached at once: the loop rejects while the test awaits the kill
       const loop = (async () => {
         for await (const m of messages) {
           m.ack();
           n++;
         }
-      })();
+      })().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       await until(() => n === 5, 5000, "5 consumed");
       await own.kill();
-      const err = await within(
-        loop.then(
-          () => undefined,
-          (e: unknown) => e,
-        ),
-        10_000,
-        "loop",
-      );
+      const err = await within(loop, 10_000, "loop");
       expect(err).toBeInstanceOf(ConnectionClosedError);
       const closed = await within(messages.closed(), 5000, "closed()");
       expect(closed).toBe(err);

@@ -194,6 +194,48 @@ describe("consumer or stream deleted", () => {
 });
 
 describe("server limits", () => {
+  it("max_waiting 1 with two iterators on a backlog: 409 Exceeded MaxWaiting is notified and retried, both keep receiving", async () => {
+    const nc = await v3(server);
+    try {
+      const { stream, consumer, subject } = await freshConsumer(server, { max_waiting: 1 });
+      await publishN(server.url, subject, 2000);
+      const c = await v3Consumer(nc, stream, consumer);
+      const opts = { max_messages: 20, expires: 2000, idle_heartbeat: 1000 };
+      const a = await consume(c, opts);
+      const b = await consume(c, opts);
+      const notesA = collect(a);
+      const notesB = collect(b);
+      const got = { a: 0, b: 0 };
+      const halves: { a: number; b: number }[] = [];
+      const run = async (it: typeof a, k: "a" | "b") => {
+        for await (const m of it) {
+          await new Promise((r) => setImmediate(r)); // a body that does some work
+          m.ack();
+          got[k]++;
+          if (got.a + got.b === 1000) halves.push({ ...got });
+          if (got.a + got.b === 2000) halves.push({ ...got });
+        }
+      };
+      const loops = Promise.all([run(a, "a"), run(b, "b")]);
+      await until(() => got.a + got.b === 2000, 20_000, "the backlog consumed");
+      await Promise.all([a.drain(), b.drain()]);
+      await within(loops, 5000, "loops end");
+      // each iterator received in the first half and in the second half of the backlog
+      const [first, all] = halves as [{ a: number; b: number }, { a: number; b: number }];
+      expect(first.a).toBeGreaterThan(0);
+      expect(first.b).toBeGreaterThan(0);
+      expect(all.a - first.a).toBeGreaterThan(0);
+      expect(all.b - first.b).toBeGreaterThan(0);
+      const limited = [...notesA.seen, ...notesB.seen].filter(
+        (n) => n.type === "exceeded_limits" && /maxwaiting/i.test(n.description),
+      );
+      expect(limited.length).toBeGreaterThan(0);
+      console.info(`max_waiting 1: a=${all.a} b=${all.b}, ${limited.length} x Exceeded MaxWaiting`);
+    } finally {
+      await nc.close();
+    }
+  }, 30_000);
+
   it("a message larger than max_bytes: exceeded_limits, and the iterator stays responsive", async () => {
     const nc = await v3(server);
     try {
