@@ -69,6 +69,10 @@ interface Generation {
   sub: SubscriptionLike | undefined;
   /** We unsubscribed it on purpose (rotation, drain, close). */
   fencing: boolean;
+  /** The fence in progress: settles once the subscription is gone. */
+  fence?: Promise<void>;
+  /** Ends the fence now (the subscription is cancelled locally). Idempotent. */
+  endFence?: () => void;
 }
 
 interface OpenRequest {
@@ -219,36 +223,50 @@ export class PullEngine {
     if (old) void this.unsubscribe(old, this.cfg.opts.idle_heartbeat);
   }
 
-  /** Unsubscribes one generation, behind a fence of at most `timeoutMs` (0: at once). */
+  /**
+   * Unsubscribes one generation behind a fence of at most `timeoutMs` (0: at once). A second
+   * call on a generation already fencing shortens that fence to `timeoutMs` if it is sooner.
+   * The returned promise always settles, and every timer it set is cleared when it does.
+   */
   private unsubscribe(g: Generation, timeoutMs: number): Promise<void> {
-    const sub = g.sub;
     g.fencing = true;
-    if (!sub || sub.isClosed()) {
-      this.live.delete(g);
-      return Promise.resolve();
+    if (g.fence && g.endFence) {
+      const end = g.endFence;
+      if (timeoutMs <= 0) end();
+      else {
+        const timer = setTimeout(end, timeoutMs);
+        void g.fence.then(() => clearTimeout(timer));
+      }
+      return g.fence;
     }
-    if (timeoutMs <= 0) {
-      safely(() => sub.unsubscribe());
+    const sub = g.sub;
+    if (!sub || sub.isClosed() || timeoutMs <= 0) {
+      if (sub && !sub.isClosed()) safely(() => sub.unsubscribe());
       this.live.delete(g);
-      return Promise.resolve();
+      g.fence = Promise.resolve();
+      return g.fence;
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, timeoutMs);
+    g.fence = new Promise<void>((resolve) => {
+      const end = () => {
+        if (g.endFence !== end) return;
+        g.endFence = () => {};
+        clearTimeout(timer);
+        // After a timed-out fence the UNSUB was sent; stop listening locally too.
+        if (!sub.isClosed()) safely(() => sub.unsubscribe());
+        this.live.delete(g);
+        resolve();
+      };
+      g.endFence = end;
+      timer = setTimeout(end, timeoutMs);
+      // drain() sends the UNSUB now (synchronously) and resolves after the PONG.
+      try {
+        sub.drain().then(end, end);
+      } catch {
+        end();
+      }
     });
-    // drain() sends the UNSUB now (synchronously) and resolves after the PONG.
-    let drained: Promise<void>;
-    try {
-      drained = sub.drain().catch(() => {});
-    } catch {
-      drained = Promise.resolve();
-    }
-    return Promise.race([drained, timedOut]).then(() => {
-      clearTimeout(timer);
-      // After a timed-out fence the UNSUB was sent; stop listening locally too.
-      if (!sub.isClosed()) safely(() => sub.unsubscribe());
-      this.live.delete(g);
-    });
+    return g.fence;
   }
 
   private onSubscriptionClosed(g: Generation): void {
