@@ -73,6 +73,13 @@ interface Generation {
   fence?: Promise<void>;
   /** Ends the fence now (the subscription is cancelled locally). Idempotent. */
   endFence?: () => void;
+  /**
+   * Set when a fault (missed heartbeats, reconnect) replaced this generation while its request
+   * may still be pending somewhere: it keeps listening — a new consumer leader sends 409
+   * Leadership Change to it — until it shows life, the new generation shows life, or the
+   * request's `expires` has passed; then it is unsubscribed.
+   */
+  retireTimer?: ReturnType<typeof setTimeout>;
 }
 
 interface OpenRequest {
@@ -95,6 +102,8 @@ export class PullEngine {
   private request: OpenRequest | undefined;
   private connected = true;
   private lastActivity = 0;
+  /** Something arrived on the current generation since the open request was published. */
+  private requestLive = false;
   private hbTimer: ReturnType<typeof setTimeout> | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private retryAttempt = 0;
@@ -154,6 +163,7 @@ export class PullEngine {
     if (maxBytes > 0) body.max_bytes = maxBytes;
     this.request = { id, msgs: batch, bytes: maxBytes };
     this.lastActivity = Date.now();
+    this.requestLive = false;
     try {
       this.cfg.nc.publish(this.pullSubject, enc.encode(JSON.stringify(body)), { reply: id });
     } catch (err) {
@@ -215,12 +225,28 @@ export class PullEngine {
     g.sub.closed.then(onClosed, onClosed);
   }
 
-  /** Moves to a new generation: new inbox, the old one fenced in the background. */
+  /**
+   * Moves to a new generation after a fault. The old one is retired, not unsubscribed: its
+   * request may have died with a consumer leader, and the new leader's 409 Leadership Change
+   * for it is the earliest sign that pulls work again.
+   */
   private rotate(): void {
     const old = this.current;
     this.request = undefined;
     this.subscribe();
-    if (old) void this.unsubscribe(old, this.cfg.opts.idle_heartbeat);
+    if (!old || old.fencing || old.retireTimer) return;
+    old.retireTimer = setTimeout(() => this.letGo(old), this.cfg.opts.expires);
+  }
+
+  /** Unsubscribes a retired generation (behind a fence), now. */
+  private letGo(g: Generation): void {
+    clearTimeout(g.retireTimer);
+    void this.unsubscribe(g, this.cfg.opts.idle_heartbeat);
+  }
+
+  /** The current generation showed life: let every retired one go. */
+  private releaseRetired(): void {
+    for (const g of this.live) if (g !== this.current && g.retireTimer && !g.fencing) this.letGo(g);
   }
 
   /**
@@ -230,6 +256,7 @@ export class PullEngine {
    */
   private unsubscribe(g: Generation, timeoutMs: number): Promise<void> {
     g.fencing = true;
+    clearTimeout(g.retireTimer);
     if (g.fence && g.endFence) {
       const end = g.endFence;
       if (timeoutMs <= 0) end();
@@ -318,9 +345,13 @@ export class PullEngine {
     const m = new JsMsg(msg, reply, info, this.ackTarget);
     const req = this.request;
     if (g !== this.current || !req) {
+      // A retired request is alive after all (a hung server came back): cut its interest.
+      if (g !== this.current && !g.fencing) this.letGo(g);
       this.host.reject(m, "no open pull request for it");
       return;
     }
+    if (this.live.size > 1) this.releaseRetired();
+    this.requestLive = true;
     const size = msgSize(msg);
     this.lastActivity = Date.now();
     this.retryAttempt = 0;
@@ -340,9 +371,11 @@ export class PullEngine {
     }
     const description = h.description ?? "";
     if (g !== this.current) {
-      this.debug(`ignored status ${code} of a previous inbox`);
+      this.onRetiredStatus(g, code, description);
       return;
     }
+    if (this.live.size > 1) this.releaseRetired();
+    this.requestLive = true;
     this.lastActivity = Date.now();
     const isOpen = this.request !== undefined && this.request.id === msg.subject;
     const d = description.toLowerCase();
@@ -383,6 +416,31 @@ export class PullEngine {
       default:
         this.host.notify({ type: "debug", code, description });
     }
+  }
+
+  /**
+   * A status for a generation a fault retired. 409 Leadership Change means a new consumer
+   * leader is up, and the pull we sent meanwhile (while there was no leader) was lost: pull
+   * again now, on a new generation, instead of waiting out heartbeats. Any status shows the old
+   * request's fate is known: stop listening to it.
+   */
+  private onRetiredStatus(g: Generation, code: number, description: string): void {
+    if (!g.fencing) this.letGo(g);
+    if (code === 409 && description.toLowerCase() === "leadership change") {
+      this.host.notify({ type: "debug", code, description });
+      if (this.running && this.connected && !this.hasLife()) {
+        this.probe = undefined; // a heartbeat probe in flight has nothing left to decide
+        this.rotate();
+        this.maybePull();
+      }
+      return;
+    }
+    this.debug(`ignored status ${code} of a previous inbox`);
+  }
+
+  /** Whether the open request (if any) has shown life since it was published. */
+  private hasLife(): boolean {
+    return this.request === undefined || this.requestLive;
   }
 
   private on409(isOpen: boolean, code: number, description: string, d: string): void {

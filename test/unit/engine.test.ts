@@ -531,12 +531,14 @@ describe("heartbeats", () => {
     expect(p2.body.batch).toBe(10);
     const [oldSub, newSub] = nc.subscriptions;
     expect(newSub?.subject).toBe(`${inboxOf(p2.reply)}.*`);
-    expect(oldSub?.drainCalls).toBe(1);
-    expect(oldSub?.state).toBe("draining"); // fence not answered yet: still receiving
-    // the old request was alive after all: its data is NAKed, not buffered
+    // retired, not unsubscribed: a new consumer leader may still answer the old request
+    expect(oldSub?.drainCalls).toBe(0);
+    // the old request was alive after all: its data is NAKed, not buffered, and its inbox let go
     const late = nc.sendData(p1);
     expect(late.delivered).toBe(true);
     expect(nc.naks().map((p) => p.subject)).toEqual([late.reply]);
+    expect(oldSub?.drainCalls).toBe(1);
+    expect(oldSub?.state).toBe("draining"); // fence not answered yet: still receiving
     expect(messages.getPending()).toBe(0);
     expect(messages.counters()).toMatchObject({ received: 1, naked: 1, pending: 0 });
     expect(engineOf(messages).snapshot().request?.msgs).toBe(10);
@@ -615,8 +617,46 @@ describe("heartbeats", () => {
     expect(inboxOf(p2.reply)).not.toBe(inboxOf(p1.reply));
     expect(p2.body.batch).toBe(8);
     expect(messages.getPending()).toBe(2);
+    // the old inbox is retired: still listening until the new request shows life
+    expect(nc.subscriptions[0]?.state).toBe("open");
+    nc.sendHeartbeat(p2);
+    await settle();
     expect(nc.subscriptions[0]?.state).toBe("closed");
     expect(nc.liveSubscriptions).toBe(1);
+    await shutdown(ctx);
+  });
+
+  it("missed heartbeats, then 409 Leadership Change on the retired inbox: a new pull at once, not after more heartbeats", async () => {
+    const ctx = start({}, { flushMode: "auto" });
+    const { nc, notes } = ctx;
+    const p1 = nc.lastPull();
+    await tick(2_000); // two silent intervals: missed
+    await settle();
+    expect(ofType(notes, "heartbeats_missed")).toHaveLength(1);
+    expect(nc.pulls).toHaveLength(2); // the re-pull went out while there was no leader...
+    const p2 = nc.lastPull();
+    // ...and vanished. The new leader answers the request that was open on the old one:
+    nc.sendStatus(p1, 409, "Leadership Change");
+    await settle();
+    expect(nc.pulls).toHaveLength(3);
+    const p3 = nc.lastPull();
+    expect(inboxOf(p3.reply)).not.toBe(inboxOf(p2.reply));
+    expect(ofType(notes, "heartbeats_missed")).toHaveLength(1);
+    expect(ofType(notes, "debug").some((n) => n.code === 409)).toBe(true);
+    await shutdown(ctx);
+  });
+
+  it("409 Leadership Change on a retired inbox while the new request is alive: no extra pull", async () => {
+    const ctx = start({}, { flushMode: "auto" });
+    const { nc } = ctx;
+    const p1 = nc.lastPull();
+    await tick(2_000);
+    await settle();
+    const p2 = nc.lastPull();
+    nc.sendHeartbeat(p2);
+    nc.sendStatus(p1, 409, "Leadership Change");
+    await settle();
+    expect(nc.pulls).toHaveLength(2);
     await shutdown(ctx);
   });
 
