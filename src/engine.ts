@@ -218,7 +218,8 @@ export class PullEngine {
       });
     } catch (err) {
       this.live.delete(g);
-      this.host.end("lost", new ConnectionClosedError(err));
+      // On a closed connection, its closed() decides how we end (an app close is graceful).
+      if (!this.cfg.nc.isClosed()) this.host.end("lost", new ConnectionClosedError(err));
       return;
     }
     const onClosed = () => this.onSubscriptionClosed(g);
@@ -226,16 +227,19 @@ export class PullEngine {
   }
 
   /**
-   * Moves to a new generation after a fault. The old one is retired, not unsubscribed: its
-   * request may have died with a consumer leader, and the new leader's 409 Leadership Change
-   * for it is the earliest sign that pulls work again.
+   * Moves to a new generation after a fault. `retire` (after missed heartbeats, when the server
+   * answers but the request is silent): the old one keeps listening, because its request may
+   * have died with a consumer leader and the new leader's 409 Leadership Change for it is the
+   * earliest sign that pulls work again. `drop`: the old one is unsubscribed at once, so a
+   * request of it that is still alive loses interest and is never served (no stacking).
    */
-  private rotate(): void {
+  private rotate(how: "retire" | "drop"): void {
     const old = this.current;
     this.request = undefined;
     this.subscribe();
     if (!old || old.fencing || old.retireTimer) return;
-    old.retireTimer = setTimeout(() => this.letGo(old), this.cfg.opts.expires);
+    if (how === "drop") this.letGo(old);
+    else old.retireTimer = setTimeout(() => this.letGo(old), this.cfg.opts.expires);
   }
 
   /** Unsubscribes a retired generation (behind a fence), now. */
@@ -298,6 +302,7 @@ export class PullEngine {
 
   private onSubscriptionClosed(g: Generation): void {
     this.live.delete(g);
+    clearTimeout(g.retireTimer);
     // Closed by the connection (nc.drain(), nc.close(), lost for good), not by us. Nothing
     // buffered can be acked or NAKed any more: drop it now. How we end is decided when the
     // connection's closed() settles, which nats.js does right after closing subscriptions.
@@ -430,7 +435,8 @@ export class PullEngine {
       this.host.notify({ type: "debug", code, description });
       if (this.running && this.connected && !this.hasLife()) {
         this.probe = undefined; // a heartbeat probe in flight has nothing left to decide
-        this.rotate();
+        // The open request may have reached the new leader: drop its inbox so it is not served.
+        this.rotate("drop");
         this.maybePull();
       }
       return;
@@ -544,7 +550,7 @@ export class PullEngine {
           this.ensureMonitor();
           return;
         }
-        this.rotate();
+        this.rotate("retire");
         this.maybePull();
       },
       () => {
@@ -604,8 +610,9 @@ export class PullEngine {
         } else if (s.type === "reconnect") {
           this.connected = true;
           if (!this.running) continue;
-          // Requests on the old server may or may not have survived: pull on a fresh inbox.
-          this.rotate();
+          // Requests on the old server may or may not have survived: pull on a fresh inbox, and
+          // drop the old one so a survivor is never served alongside the new request.
+          this.rotate("drop");
           this.maybePull();
         }
       }

@@ -148,9 +148,11 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
   private toDraining(error: Error | undefined, timeoutMs: number): void {
     if (this.phase !== "open") return;
     this.phase = "draining";
+    // The error that ends the iterator is known now; a close() during the fence keeps it.
+    this.terminal = error;
     this.releaseSignal();
     this.engine.stopPulling();
-    this.drained = this.engine.close(timeoutMs).then(() => this.toClosed(error, "keep"));
+    this.drained = this.engine.close(timeoutMs).then(() => this.toClosed(undefined, "keep"));
   }
 
   /**
@@ -160,10 +162,10 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
   private toClosed(error: Error | undefined, buffer: "keep" | "nak" | "lost"): void {
     if (this.phase === "closed") return;
     this.phase = "closed";
-    this.terminal = error;
+    this.terminal ??= error;
     this.releaseSignal();
     this.engine.stopPulling();
-    this.channel.close(error);
+    this.channel.close(this.terminal);
     // Unsubscribe first, NAK after: the server handles the UNSUB before the NAKs, so it does
     // not hand the NAKed messages straight back to our own open request.
     const engineClosed = this.engine.close(buffer === "nak" ? DEFAULT_DRAIN_TIMEOUT : 0);
@@ -323,7 +325,13 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
           await r;
         }
       } catch (err) {
-        this.toClosed(err instanceof Error ? err : new Error(String(err)), "nak");
+        // Ends the iterator with that error — also one already closed (after drain()) whose
+        // buffer the callback was still working through: what is left is NAKed.
+        const error = err instanceof Error ? err : new Error(String(err));
+        this.terminal ??= error;
+        this.toClosed(error, "nak");
+        this.discardBuffer("nak");
+        this.maybeDone();
         return;
       }
     }

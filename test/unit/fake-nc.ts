@@ -290,10 +290,18 @@ export interface RequestRecord {
 }
 
 /**
- * Answers `nc.request()`: a JSON payload to respond with, an Error to reject with, or
- * "hang" to leave the promise pending.
+ * Answers `nc.request()`: a JSON payload to respond with, an Error to reject with,
+ * "hang" to leave the promise pending for ever, or "hold" to keep it until the test calls
+ * {@link FakeNatsConnection.answerHeldRequests} (or the connection closes, which rejects it).
  */
-export type RequestHandler = (subject: string, payload: string) => string | Error | "hang";
+export type RequestHandler = (subject: string, payload: string) => string | Error | "hang" | "hold";
+
+/** A `request()` whose answer the test gives later (see {@link RequestHandler}). */
+export interface HeldRequest {
+  readonly subject: string;
+  readonly payload: string;
+  settle(answer: string | Error): void;
+}
 
 export interface FakeOptions {
   /** "auto" (default): flushes and drain fences are answered at once; "hold": the test answers. */
@@ -326,10 +334,14 @@ export class FakeNatsConnection implements NatsConnectionLike {
   fenceCalls = 0;
   connected = true;
 
+  /** Requests answered "hold" by the handler, oldest first, not yet answered. */
+  heldRequests: HeldRequest[] = [];
   /** Answers `request()`. Default: an empty (successful) JSON response. */
   requestHandler: RequestHandler = () => "{}";
   /** Called after every pull request is recorded (for invariant checks). */
   onPull: ((p: PullRecord) => void) | undefined;
+  /** Called when a subscription is made, before it is returned (for server-side bookkeeping). */
+  onSubscribe: ((s: FakeSubscription) => void) | undefined;
 
   private sid = 0;
   private seq = 0;
@@ -349,6 +361,7 @@ export class FakeNatsConnection implements NatsConnectionLike {
   subscribe(subject: string, opts: SubscribeOptionsLike): SubscriptionLike {
     if (this.closedFlag) throw new Error("closed connection");
     const sub = new FakeSubscription(this, ++this.sid, subject, opts.callback);
+    this.onSubscribe?.(sub);
     this.subscriptions.push(sub);
     return sub;
   }
@@ -389,8 +402,31 @@ export class FakeNatsConnection implements NatsConnectionLike {
     if (this.closedFlag) return Promise.reject(new Error("closed connection"));
     const answer = this.requestHandler(subject, text);
     if (answer === "hang") return new Promise<MsgLike>(() => {});
+    if (answer === "hold") {
+      const d = deferred<MsgLike>();
+      this.heldRequests.push({
+        subject,
+        payload: text,
+        settle: (a) => {
+          if (a instanceof Error) d.reject(a);
+          else d.resolve({ subject: "_INBOX.reply", data: enc.encode(a), sid: 0 });
+        },
+      });
+      return d.promise;
+    }
     if (answer instanceof Error) return Promise.reject(answer);
     return Promise.resolve({ subject: "_INBOX.reply", data: enc.encode(answer), sid: 0 });
+  }
+
+  /**
+   * Answers every held request (oldest first) with `answer`: a JSON payload, an Error to reject
+   * with, or a function choosing one per request. Returns how many were answered.
+   */
+  answerHeldRequests(answer: string | Error | ((r: HeldRequest) => string | Error)): number {
+    const all = this.heldRequests;
+    this.heldRequests = [];
+    for (const r of all) r.settle(typeof answer === "function" ? answer(r) : answer);
+    return all.length;
   }
 
   flush(): Promise<void> {
@@ -594,6 +630,7 @@ export class FakeNatsConnection implements NatsConnectionLike {
     }
     this.closedFlag = true;
     this.failFlushes(new Error("closed connection"));
+    this.answerHeldRequests(new Error("closed connection"));
     // nats.js awaits the status listeners and the socket before resolving closed().
     await Promise.resolve();
     await Promise.resolve();
