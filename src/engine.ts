@@ -30,6 +30,7 @@ import {
   StreamNotFoundError,
 } from "./errors.js";
 import { type AckTarget, JsMsg, parseAckReply } from "./jsmsg.js";
+import { ConsumerLookup, type LookupResult } from "./lookup.js";
 import type { Notification, PullRequest } from "./notifications.js";
 import type { ResolvedOptions } from "./options.js";
 
@@ -91,6 +92,8 @@ interface OpenRequest {
 
 const NANOS_PER_MS = 1_000_000;
 const RETRY_BASE_MS = 50;
+/** Backoff cap after 409 Exceeded MaxWaiting, ms. */
+const MAX_WAITING_RETRY_MS = 200;
 const enc = new TextEncoder();
 
 export class PullEngine {
@@ -109,7 +112,7 @@ export class PullEngine {
   private retryAttempt = 0;
   /** The flush that checks a silent server after missed heartbeats; undefined when none. */
   private probe: object | undefined;
-  private consumerCheck = false;
+  private readonly lookup: ConsumerLookup;
   private notFound = 0;
   private statusIter: StatusIteratorLike | undefined;
   private unwatchClosed: (() => void) | undefined;
@@ -126,6 +129,14 @@ export class PullEngine {
     this.base = newInbox(cfg.nc);
     this.pullSubject = `${cfg.prefix}.CONSUMER.MSG.NEXT.${cfg.stream}.${cfg.consumer}`;
     this.hbLimit = 2 * cfg.opts.idle_heartbeat;
+    this.lookup = new ConsumerLookup({
+      nc: cfg.nc,
+      subject: `${cfg.prefix}.CONSUMER.INFO.${cfg.stream}.${cfg.consumer}`,
+      timeout: Math.min(cfg.apiTimeout, Math.max(250, cfg.opts.idle_heartbeat / 2)),
+      interval: Math.max(100, cfg.opts.idle_heartbeat / 4),
+      retry: () => this.running && this.connected && !this.hasLife(),
+      answered: (result, afterOutage) => this.onLookup(result, afterOutage),
+    });
     this.ackTarget = {
       nc: cfg.nc,
       ackTimeout: cfg.apiTimeout,
@@ -475,7 +486,9 @@ export class PullEngine {
       // A request cut short because the buffer took most of max_bytes re-pulls as usual; a
       // message larger than max_bytes, or a server limit, backs off.
       if (d.startsWith("message size") && this.host.held().bytes > 0) this.maybePull();
-      else this.retryLater();
+      // Max waiting is contention: the slot frees when another client's request completes,
+      // often within milliseconds, so keep trying often. The other limits are configuration.
+      else this.retryLater(d.startsWith("exceeded maxwaiting") ? MAX_WAITING_RETRY_MS : undefined);
       return;
     }
     if (d === "leadership change") {
@@ -498,10 +511,10 @@ export class PullEngine {
     }
   }
 
-  /** Re-pulls after a backoff: 50 ms doubling, capped at `idle_heartbeat`, with jitter. */
-  private retryLater(): void {
+  /** Re-pulls after a backoff: 50 ms doubling, capped at `capMs` (≤ `idle_heartbeat`), with jitter. */
+  private retryLater(capMs = this.cfg.opts.idle_heartbeat): void {
     if (this.retryTimer || !this.running) return;
-    const cap = this.cfg.opts.idle_heartbeat;
+    const cap = Math.min(capMs, this.cfg.opts.idle_heartbeat);
     const delay = Math.min(cap, RETRY_BASE_MS * 2 ** Math.min(this.retryAttempt, 16));
     this.retryAttempt++;
     this.retryTimer = setTimeout(
@@ -559,40 +572,37 @@ export class PullEngine {
     );
   }
 
-  /** Looks the consumer up (unless `bind`) to tell a deleted consumer or stream from a fault. */
+  /**
+   * Looks the consumer up (unless `bind`): tells a deleted consumer or stream from a fault, and
+   * keeps asking while the open request shows no life. The first answer after unanswered
+   * requests means the consumer has a leader again: the pulls sent meanwhile were lost, so pull
+   * again at once.
+   */
   private checkConsumer(): void {
-    if (this.cfg.opts.bind || this.consumerCheck || !this.running) return;
-    this.consumerCheck = true;
-    const { stream, consumer, prefix, nc } = this.cfg;
-    const settle = (m: MsgLike | undefined) => {
-      this.consumerCheck = false;
-      if (!this.running || !m) return;
-      let code = 0;
-      try {
-        const r = JSON.parse(new TextDecoder().decode(m.data)) as { error?: { err_code?: number } };
-        code = r.error?.err_code ?? 0;
-      } catch {
-        return;
-      }
-      const abort = this.cfg.opts.abort_on_missing_resource;
-      if (code === 10014) {
-        this.host.notify({
-          type: "consumer_not_found",
-          name: consumer,
-          stream,
-          count: ++this.notFound,
-        });
-        if (abort) this.host.end("terminal", new ConsumerNotFoundError(stream, consumer));
-      } else if (code === 10059) {
-        this.host.notify({ type: "stream_not_found", name: stream });
-        if (abort) this.host.end("terminal", new StreamNotFoundError(stream));
-      } else {
-        this.notFound = 0;
-      }
-    };
-    nc.request(`${prefix}.CONSUMER.INFO.${stream}.${consumer}`, undefined, {
-      timeout: this.cfg.apiTimeout,
-    }).then(settle, () => settle(undefined));
+    if (this.cfg.opts.bind || !this.running) return;
+    this.lookup.check();
+  }
+
+  private onLookup(result: LookupResult, afterOutage: boolean): void {
+    if (!this.running) return;
+    const abort = this.cfg.opts.abort_on_missing_resource;
+    const { stream: s, consumer: c } = this.cfg;
+    if (result === "consumer_not_found") {
+      this.host.notify({ type: "consumer_not_found", name: c, stream: s, count: ++this.notFound });
+      if (abort) this.host.end("terminal", new ConsumerNotFoundError(s, c));
+      return;
+    }
+    if (result === "stream_not_found") {
+      this.host.notify({ type: "stream_not_found", name: s });
+      if (abort) this.host.end("terminal", new StreamNotFoundError(s));
+      return;
+    }
+    this.notFound = 0;
+    if (afterOutage && this.connected && !this.hasLife()) {
+      this.probe = undefined;
+      this.rotate("drop");
+      this.maybePull();
+    }
   }
 
   private watchStatus(): void {
@@ -620,6 +630,7 @@ export class PullEngine {
   }
 
   private clearTimers(): void {
+    this.lookup.cancel();
     clearTimeout(this.hbTimer);
     clearTimeout(this.retryTimer);
     this.hbTimer = undefined;

@@ -209,7 +209,7 @@ describe("server limits", () => {
       const halves: { a: number; b: number }[] = [];
       const run = async (it: typeof a, k: "a" | "b") => {
         for await (const m of it) {
-          await new Promise((r) => setImmediate(r)); // a body that does some work
+          await new Promise((r) => setTimeout(r, 1)); // a body that takes a millisecond
           m.ack();
           got[k]++;
           if (got.a + got.b === 1000) halves.push({ ...got });

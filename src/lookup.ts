@@ -1,0 +1,100 @@
+/**
+ * Consumer lookup: asks the JetStream API for the consumer's info after a fault, to tell a
+ * deleted consumer or stream from a server or cluster that is only briefly unavailable.
+ *
+ * While the consumer has no leader (a cluster failover) nats-server answers neither pulls nor
+ * info requests. The lookup keeps asking, at short intervals, for as long as the engine says
+ * the fault lasts; the first answer after unanswered ones means a leader is back — the moment
+ * to pull again, instead of waiting out more heartbeats.
+ */
+import type { MsgLike, NatsConnectionLike } from "./connection.js";
+
+/** JetStream API error codes of an info request. */
+const CONSUMER_NOT_FOUND = 10014;
+const STREAM_NOT_FOUND = 10059;
+
+export type LookupResult = "exists" | "consumer_not_found" | "stream_not_found";
+
+export interface LookupConfig {
+  nc: NatsConnectionLike;
+  /** `$JS.API.CONSUMER.INFO.<stream>.<consumer>` (with the API prefix). */
+  subject: string;
+  /** How long one request waits for an answer, ms. */
+  timeout: number;
+  /** Pause between an unanswered request and the next, ms. */
+  interval: number;
+  /** Whether to keep asking after an unanswered request (the fault still lasts). */
+  retry(): boolean;
+  /** An answer. `afterOutage`: earlier requests of this lookup went unanswered. */
+  answered(result: LookupResult, afterOutage: boolean): void;
+}
+
+export class ConsumerLookup {
+  private inFlight = false;
+  private unanswered = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private cancelled = false;
+
+  constructor(private readonly cfg: LookupConfig) {}
+
+  /** Starts a lookup unless one is already under way. */
+  check(): void {
+    if (this.inFlight || this.timer || this.cancelled) return;
+    this.inFlight = true;
+    const { nc, subject, timeout } = this.cfg;
+    let p: Promise<MsgLike>;
+    try {
+      p = nc.request(subject, undefined, { timeout });
+    } catch {
+      this.inFlight = false;
+      return;
+    }
+    p.then(
+      (m) => this.settle(m),
+      () => this.settle(undefined),
+    );
+  }
+
+  /** No more requests; a pending retry timer is cleared. An answer in flight is ignored. */
+  cancel(): void {
+    this.cancelled = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private settle(m: MsgLike | undefined): void {
+    this.inFlight = false;
+    if (this.cancelled) return;
+    const result = m ? parse(m) : undefined;
+    if (result === undefined) {
+      // No answer (no leader, no responders, a slow server), or an answer we cannot read.
+      this.unanswered++;
+      if (this.cfg.retry()) {
+        this.timer = setTimeout(() => {
+          this.timer = undefined;
+          this.check();
+        }, this.cfg.interval);
+      }
+      return;
+    }
+    const afterOutage = this.unanswered > 0;
+    this.unanswered = 0;
+    this.cfg.answered(result, afterOutage);
+  }
+}
+
+function parse(m: MsgLike): LookupResult | undefined {
+  try {
+    const r = JSON.parse(new TextDecoder().decode(m.data)) as {
+      error?: { err_code?: number };
+      config?: unknown;
+    };
+    const code = r.error?.err_code;
+    if (code === CONSUMER_NOT_FOUND) return "consumer_not_found";
+    if (code === STREAM_NOT_FOUND) return "stream_not_found";
+    if (r.error) return undefined;
+    return "exists";
+  } catch {
+    return undefined;
+  }
+}
