@@ -12,6 +12,7 @@
  * - Every method here is synchronous; promises (flush, drain, consumer info) re-check state when
  *   they settle and change nothing if the world moved on.
  */
+
 import {
   type MsgLike,
   msgSize,
@@ -29,6 +30,7 @@ import {
   JetStreamStatusError,
   StreamNotFoundError,
 } from "./errors.js";
+import { type Generation, Inboxes } from "./inboxes.js";
 import { type AckTarget, JsMsg, parseAckReply } from "./jsmsg.js";
 import { ConsumerLookup, type LookupResult } from "./lookup.js";
 import type { Notification, PullRequest } from "./notifications.js";
@@ -64,25 +66,6 @@ export interface EngineConfig {
   apiTimeout: number;
 }
 
-interface Generation {
-  readonly gen: number;
-  readonly inbox: string;
-  sub: SubscriptionLike | undefined;
-  /** We unsubscribed it on purpose (rotation, drain, close). */
-  fencing: boolean;
-  /** The fence in progress: settles once the subscription is gone. */
-  fence?: Promise<void>;
-  /** Ends the fence now (the subscription is cancelled locally). Idempotent. */
-  endFence?: () => void;
-  /**
-   * Set when a fault (missed heartbeats, reconnect) replaced this generation while its request
-   * may still be pending somewhere: it keeps listening — a new consumer leader sends 409
-   * Leadership Change to it — until it shows life, the new generation shows life, or the
-   * request's `expires` has passed; then it is unsubscribed.
-   */
-  retireTimer?: ReturnType<typeof setTimeout>;
-}
-
 interface OpenRequest {
   /** The reply subject the request was published with. */
   readonly id: string;
@@ -98,9 +81,7 @@ const enc = new TextEncoder();
 
 export class PullEngine {
   private running = true;
-  private gen = 0;
-  private current: Generation | undefined;
-  private readonly live = new Set<Generation>();
+  private readonly inboxes: Inboxes;
   private reqSeq = 0;
   private request: OpenRequest | undefined;
   private connected = true;
@@ -117,7 +98,6 @@ export class PullEngine {
   private statusIter: StatusIteratorLike | undefined;
   private unwatchClosed: (() => void) | undefined;
   private finished: Promise<void> | undefined;
-  private readonly base: string;
   private readonly pullSubject: string;
   private readonly ackTarget: AckTarget;
   private readonly hbLimit: number;
@@ -126,7 +106,16 @@ export class PullEngine {
     private readonly cfg: EngineConfig,
     private readonly host: EngineHost,
   ) {
-    this.base = newInbox(cfg.nc);
+    this.inboxes = new Inboxes(
+      cfg.nc,
+      newInbox(cfg.nc),
+      {
+        message: (g, err, msg) => this.onMessage(g, err, msg),
+        closedByConnection: () => this.onSubscriptionLost(),
+      },
+      cfg.opts.idle_heartbeat,
+      cfg.opts.expires,
+    );
     this.pullSubject = `${cfg.prefix}.CONSUMER.MSG.NEXT.${cfg.stream}.${cfg.consumer}`;
     this.hbLimit = 2 * cfg.opts.idle_heartbeat;
     this.lookup = new ConsumerLookup({
@@ -156,7 +145,7 @@ export class PullEngine {
   /** Publishes a pull request if one is due. Idempotent; call it whenever what is held drops. */
   maybePull(): void {
     if (!this.running || !this.connected || this.request || this.retryTimer || this.probe) return;
-    const g = this.current;
+    const g = this.inboxes.current;
     if (!g) return;
     const o = this.cfg.opts;
     const held = this.host.held();
@@ -204,8 +193,7 @@ export class PullEngine {
     if (this.finished) return this.finished;
     this.stopPulling();
     const fence = timeoutMs > 0 && this.connected && !this.cfg.nc.isClosed();
-    const all = [...this.live].map((g) => this.unsubscribe(g, fence ? timeoutMs : 0));
-    this.finished = Promise.all(all).then(() => {
+    this.finished = this.inboxes.closeAll(fence ? timeoutMs : 0).then(() => {
       this.statusIter?.stop?.();
       this.statusIter = undefined;
       this.unwatchClosed?.();
@@ -214,113 +202,34 @@ export class PullEngine {
     return this.finished;
   }
 
+  /** Subscribes a new current inbox generation (see inboxes.ts). */
   private subscribe(): void {
-    const g: Generation = {
-      gen: ++this.gen,
-      inbox: `${this.base}.${this.gen}`,
-      sub: undefined,
-      fencing: false,
-    };
-    this.live.add(g);
-    this.current = g;
     try {
-      g.sub = this.cfg.nc.subscribe(`${g.inbox}.*`, {
-        callback: (err, msg) => this.onMessage(g, err, msg),
-      });
+      this.inboxes.open();
     } catch (err) {
-      this.live.delete(g);
       // On a closed connection, its closed() decides how we end (an app close is graceful).
       if (!this.cfg.nc.isClosed()) this.host.end("lost", new ConnectionClosedError(err));
-      return;
     }
-    const onClosed = () => this.onSubscriptionClosed(g);
-    g.sub.closed.then(onClosed, onClosed);
   }
 
-  /**
-   * Moves to a new generation after a fault. `retire` (after missed heartbeats, when the server
-   * answers but the request is silent): the old one keeps listening, because its request may
-   * have died with a consumer leader and the new leader's 409 Leadership Change for it is the
-   * earliest sign that pulls work again. `drop`: the old one is unsubscribed at once, so a
-   * request of it that is still alive loses interest and is never served (no stacking).
-   */
+  /** Moves to a new inbox generation after a fault; the open request is forgotten. */
   private rotate(how: "retire" | "drop"): void {
-    const old = this.current;
     this.request = undefined;
-    this.subscribe();
-    if (!old || old.fencing || old.retireTimer) return;
-    if (how === "drop") this.letGo(old);
-    else old.retireTimer = setTimeout(() => this.letGo(old), this.cfg.opts.expires);
-  }
-
-  /** Unsubscribes a retired generation (behind a fence), now. */
-  private letGo(g: Generation): void {
-    clearTimeout(g.retireTimer);
-    void this.unsubscribe(g, this.cfg.opts.idle_heartbeat);
-  }
-
-  /** The current generation showed life: let every retired one go. */
-  private releaseRetired(): void {
-    for (const g of this.live) if (g !== this.current && g.retireTimer && !g.fencing) this.letGo(g);
+    try {
+      this.inboxes.replace(how);
+    } catch (err) {
+      if (!this.cfg.nc.isClosed()) this.host.end("lost", new ConnectionClosedError(err));
+    }
   }
 
   /**
-   * Unsubscribes one generation behind a fence of at most `timeoutMs` (0: at once). A second
-   * call on a generation already fencing shortens that fence to `timeoutMs` if it is sooner.
-   * The returned promise always settles, and every timer it set is cleared when it does.
+   * The connection closed our subscription (nc.drain(), nc.close(), lost for good), not us.
+   * Nothing buffered can be acked or NAKed any more: drop it now. How we end is decided when
+   * the connection's closed() settles, which nats.js does right after closing subscriptions.
    */
-  private unsubscribe(g: Generation, timeoutMs: number): Promise<void> {
-    g.fencing = true;
-    clearTimeout(g.retireTimer);
-    if (g.fence && g.endFence) {
-      const end = g.endFence;
-      if (timeoutMs <= 0) end();
-      else {
-        const timer = setTimeout(end, timeoutMs);
-        void g.fence.then(() => clearTimeout(timer));
-      }
-      return g.fence;
-    }
-    const sub = g.sub;
-    if (!sub || sub.isClosed() || timeoutMs <= 0) {
-      if (sub && !sub.isClosed()) safely(() => sub.unsubscribe());
-      this.live.delete(g);
-      g.fence = Promise.resolve();
-      return g.fence;
-    }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    g.fence = new Promise<void>((resolve) => {
-      const end = () => {
-        if (g.endFence !== end) return;
-        g.endFence = () => {};
-        clearTimeout(timer);
-        // After a timed-out fence the UNSUB was sent; stop listening locally too.
-        if (!sub.isClosed()) safely(() => sub.unsubscribe());
-        this.live.delete(g);
-        resolve();
-      };
-      g.endFence = end;
-      timer = setTimeout(end, timeoutMs);
-      // drain() sends the UNSUB now (synchronously) and resolves after the PONG.
-      try {
-        sub.drain().then(end, end);
-      } catch {
-        end();
-      }
-    });
-    return g.fence;
-  }
-
-  private onSubscriptionClosed(g: Generation): void {
-    this.live.delete(g);
-    clearTimeout(g.retireTimer);
-    // Closed by the connection (nc.drain(), nc.close(), lost for good), not by us. Nothing
-    // buffered can be acked or NAKed any more: drop it now. How we end is decided when the
-    // connection's closed() settles, which nats.js does right after closing subscriptions.
-    if (!g.fencing && g === this.current) {
-      this.stopPulling();
-      this.host.drop();
-    }
+  private onSubscriptionLost(): void {
+    this.stopPulling();
+    this.host.drop();
   }
 
   /**
@@ -341,7 +250,7 @@ export class PullEngine {
 
   private onMessage(g: Generation, err: Error | null, msg: MsgLike): void {
     if (err) {
-      if (g === this.current && !g.fencing) this.host.end("terminal", err);
+      if (g === this.inboxes.current && !g.fencing) this.host.end("terminal", err);
       return;
     }
     if (msg.reply) this.onData(g, msg, msg.reply);
@@ -360,13 +269,13 @@ export class PullEngine {
     }
     const m = new JsMsg(msg, reply, info, this.ackTarget);
     const req = this.request;
-    if (g !== this.current || !req) {
+    if (g !== this.inboxes.current || !req) {
       // A retired request is alive after all (a hung server came back): cut its interest.
-      if (g !== this.current && !g.fencing) this.letGo(g);
+      if (g !== this.inboxes.current) this.inboxes.letGo(g);
       this.host.reject(m, "no open pull request for it");
       return;
     }
-    if (this.live.size > 1) this.releaseRetired();
+    this.inboxes.releaseRetired();
     this.requestLive = true;
     const size = msgSize(msg);
     this.lastActivity = Date.now();
@@ -386,11 +295,11 @@ export class PullEngine {
       return;
     }
     const description = h.description ?? "";
-    if (g !== this.current) {
+    if (g !== this.inboxes.current) {
       this.onRetiredStatus(g, code, description);
       return;
     }
-    if (this.live.size > 1) this.releaseRetired();
+    this.inboxes.releaseRetired();
     this.requestLive = true;
     this.lastActivity = Date.now();
     const isOpen = this.request !== undefined && this.request.id === msg.subject;
@@ -441,7 +350,7 @@ export class PullEngine {
    * request's fate is known: stop listening to it.
    */
   private onRetiredStatus(g: Generation, code: number, description: string): void {
-    if (!g.fencing) this.letGo(g);
+    this.inboxes.letGo(g);
     if (code === 409 && description.toLowerCase() === "leadership change") {
       this.host.notify({ type: "debug", code, description });
       if (this.running && this.connected && !this.hasLife()) {
@@ -647,7 +556,7 @@ export class PullEngine {
     const r = this.request;
     return {
       request: r ? { msgs: r.msgs, bytes: r.bytes } : undefined,
-      generations: this.live.size,
+      generations: this.inboxes.size,
     };
   }
 }
@@ -655,12 +564,4 @@ export class PullEngine {
 function toInt(s: string | undefined): number {
   const n = Number.parseInt(s ?? "", 10);
   return Number.isFinite(n) && n > 0 ? n : 0;
-}
-
-function safely(fn: () => void): void {
-  try {
-    fn();
-  } catch {
-    // the connection is already closed: nothing left to undo
-  }
 }

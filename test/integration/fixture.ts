@@ -108,10 +108,11 @@ export function subjectsOf(nc: NatsConnection | NatsConnectionV2): string[] {
 }
 
 /** Status listeners registered on a connection (nats.js internals). */
-export function statusListeners(nc: NatsConnection | NatsConnectionV2): number {
+export function statusListeners(nc: NatsConnection | NatsConnectionV2): unknown[] {
   // biome-ignore lint/suspicious/noExplicitAny: reading nats.js internals to prove nothing leaks
   const x = nc as any;
-  return (x.protocol.listeners ?? x.listeners ?? []).length;
+  // v2 relays statuses to its own `listeners`; v3 keeps them on the protocol
+  return [...(x.listeners ?? x.protocol.listeners ?? [])];
 }
 
 /** Active Node timers (Timeout resources). */
