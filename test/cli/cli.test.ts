@@ -1,0 +1,490 @@
+/**
+ * The `jetstream-iter` command line, run as a child process exactly as users run it: built once
+ * (tsc -p tsconfig.build.json, as `npm run build` does) into a staging copy of the repository
+ * whose node_modules is linked — so this file never deletes or rewrites the repository's own
+ * dist/ while other test files run — against real nats-servers from the harness.
+ *
+ * Every nats-server the CLI embeds is found by the pid it prints and must be gone when the CLI
+ * has exited, and its temp dir removed.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  consumerInfo,
+  createConsumer,
+  createStream,
+  freePort,
+  jsmOn,
+  NatsServer,
+  publishN,
+} from "../harness/index.js";
+import { isNatsServerPid } from "../harness/registry.js";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const TSC = join(ROOT, "node_modules", "typescript", "bin", "tsc");
+
+let stage: string;
+let cli: string;
+
+/** Builds the ESM output of src/ into a staging copy of the package. */
+function buildStage(): Promise<void> {
+  stage = mkdtempSync(join(tmpdir(), "jsiter-cli-stage-"));
+  for (const f of ["package.json", "tsconfig.json", "tsconfig.build.json"]) {
+    cpSync(join(ROOT, f), join(stage, f));
+  }
+  cpSync(join(ROOT, "src"), join(stage, "src"), { recursive: true });
+  symlinkSync(join(ROOT, "node_modules"), join(stage, "node_modules"), "dir");
+  cli = join(stage, "dist", "esm", "cli", "main.js");
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [TSC, "-p", "tsconfig.build.json"],
+      { cwd: stage, timeout: 120_000 },
+      (err, stdout, stderr) =>
+        err ? reject(new Error(`build failed:\n${stdout}${stderr}`)) : resolve(),
+    );
+  });
+}
+
+interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+interface Running {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  /** Resolves once stderr (or stdout) matches. */
+  waitFor(re: RegExp, stream?: "stdout" | "stderr"): Promise<void>;
+  done: Promise<Result>;
+}
+
+/** Every pid of an embedded nats-server any CLI run printed, checked again at the end. */
+const embeddedPids = new Set<number>();
+const children = new Set<ChildProcess>();
+
+function start(args: string[], env: NodeJS.ProcessEnv = process.env, script = cli): Running {
+  const child = spawn(process.execPath, [script, ...args], {
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.add(child);
+  let out = "";
+  let err = "";
+  const waiters: (() => void)[] = [];
+  const poke = () => {
+    for (const w of [...waiters]) w();
+  };
+  child.stdout?.on("data", (c: Buffer) => {
+    out += c.toString("utf8");
+    poke();
+  });
+  child.stderr?.on("data", (c: Buffer) => {
+    err += c.toString("utf8");
+    poke();
+  });
+  // A hung CLI is a failure, not a hung test run: kill it (by pid) well before the test timeout.
+  const guard = setTimeout(() => child.kill("SIGKILL"), 50_000);
+  const done = new Promise<Result>((resolve) => {
+    child.once("close", (code, signal) => {
+      clearTimeout(guard);
+      children.delete(child);
+      for (const m of err.matchAll(/\bpid (\d+)\b/g)) embeddedPids.add(Number(m[1]));
+      poke();
+      resolve({ code, signal, stdout: out, stderr: err });
+    });
+  });
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    waitFor: (re, stream = "stderr") =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (re.test(stream === "stderr" ? err : out)) {
+            waiters.splice(waiters.indexOf(check), 1);
+            resolve();
+          } else if (child.exitCode !== null || child.signalCode !== null) {
+            waiters.splice(waiters.indexOf(check), 1);
+            reject(new Error(`exited before ${re} appeared:\n${out}\n${err}`));
+          }
+        };
+        waiters.push(check);
+        check();
+      }),
+    done,
+  };
+}
+
+function runCli(args: string[], env?: NodeJS.ProcessEnv, script?: string): Promise<Result> {
+  return start(args, env, script).done;
+}
+
+/** A report line's number: "  published        5,000   …" → 5000. */
+function field(report: string, name: string): number {
+  const m = new RegExp(`^\\s+${name}\\s+([\\d,]+)`, "m").exec(report);
+  if (!m) throw new Error(`no "${name}" in the report:\n${report}`);
+  return Number(m[1]!.replace(/,/g, ""));
+}
+
+/** The embedded server's pids and store dir, as the CLI printed them. */
+function embedded(stderr: string): { pids: number[]; workDir: string } {
+  const first =
+    /embedded nats-server .*?pid (\d+) on nats:\/\/127\.0\.0\.1:(\d+) \(store (\S+)\)/.exec(stderr);
+  if (!first) throw new Error(`no embedded server in:\n${stderr}`);
+  expect(Number(first[2])).not.toBe(4222);
+  const pids = [Number(first[1])];
+  for (const m of stderr.matchAll(/back as pid (\d+)/g)) pids.push(Number(m[1]));
+  return { pids, workDir: dirname(first[3]!) };
+}
+
+/** The embedded server is gone: every pid it had is dead, its temp dir removed. */
+function expectCleanedUp(stderr: string): void {
+  const { pids, workDir } = embedded(stderr);
+  for (const pid of pids)
+    expect(isNatsServerPid(pid), `nats-server pid ${pid} still running`).toBe(false);
+  expect(existsSync(workDir), `${workDir} still exists`).toBe(false);
+}
+
+/** One line on stderr, no stack trace. */
+function expectOneLineError(r: Result, text: RegExp): void {
+  const lines = r.stderr.trim().split("\n");
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/^jetstream-iter: error: /);
+  expect(lines[0]).toMatch(text);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+}
+
+beforeAll(async () => {
+  await buildStage();
+}, 120_000);
+
+afterAll(() => {
+  for (const child of children) child.kill("SIGKILL");
+  const alive = [...embeddedPids].filter((pid) => isNatsServerPid(pid));
+  for (const pid of alive) process.kill(pid, "SIGKILL");
+  if (stage) rmSync(stage, { recursive: true, force: true });
+  expect(alive, "embedded nats-servers left running").toEqual([]);
+});
+
+describe("help and arguments", () => {
+  it.each([[[]], [["demo"]], [["consume"]], [["bench"]]])("%j --help exits 0", async (args) => {
+    const r = await runCli([...args, "--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^Usage: jetstream-iter ${args.join(" ")}`));
+    expect(r.stderr).toBe("");
+  });
+
+  it("--version prints the package's version", async () => {
+    const r = await runCli(["--version"]);
+    expect(r.code).toBe(0);
+    const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
+    expect(r.stdout.trim()).toBe(pkg.version);
+  });
+
+  it.each([
+    [[], /missing command/],
+    [["frob"], /unknown command 'frob'/],
+    [["demo", "--bogus"], /unknown option '--bogus'/],
+    [["demo", "--workers", "0"], /--workers.*'0' is invalid/],
+    [["demo", "--messages", "lots"], /--messages.*'lots' is invalid/],
+    [["demo", "--server", "http://x:1"], /expected nats:\/\/ or tls:\/\//],
+    [["demo", "--stream", "a.b"], /--stream.*is invalid/],
+    [["demo", "--chaos", "--server", "nats://127.0.0.1:4222"], /--chaos .*--server/],
+    [["consume", "--stream", "S"], /required option '--consumer <name>'/],
+    [["consume", "--stream", "S", "--consumer", "C", "--max", "-1"], /--max|unknown option/],
+  ])("%j → exit 2, one line, no stack", async (args, text) => {
+    const r = await runCli(args);
+    expect(r.code).toBe(2);
+    expectOneLineError(r, text);
+    expect(r.stdout).toBe("");
+  });
+});
+
+describe("failures", () => {
+  it("an unreachable server: exit 1 with a clear message, no stack trace", async () => {
+    const port = await freePort();
+    const url = `nats://127.0.0.1:${port}`;
+    const demo = await runCli(["demo", "--server", url, "--messages", "10"]);
+    expect(demo.code).toBe(1);
+    expectOneLineError(demo, new RegExp(`cannot reach the NATS server at ${url}`));
+    const tail = await runCli(["consume", "--server", url, "--stream", "S", "--consumer", "C"]);
+    expect(tail.code).toBe(1);
+    expectOneLineError(tail, new RegExp(`cannot reach the NATS server at ${url}`));
+  });
+
+  it("no nats-server to embed: exit 1 with the apt-get install hint", async () => {
+    const env = {
+      ...process.env,
+      NATS_SERVER_BIN: join(tmpdir(), "nowhere", "nats-server"),
+      PATH: "",
+    };
+    const r = await runCli(["demo", "--messages", "10"], env);
+    expect(r.code).toBe(1);
+    expectOneLineError(r, /sudo apt-get install nats-server/);
+  });
+});
+
+describe("demo (embedded server)", () => {
+  it("--messages 5000 --workers 2: everything acked, lost 0, server gone afterwards", async () => {
+    const r = await runCli(["demo", "--messages", "5000", "--workers", "2"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(field(r.stdout, "lost")).toBe(0);
+    expect(field(r.stdout, "published")).toBe(5000);
+    expect(field(r.stdout, "acked-unique")).toBe(5000);
+    expect(field(r.stdout, "consumed")).toBeGreaterThanOrEqual(5000);
+    expect(r.stdout).toMatch(/drain time\s+w1 [\d.]+ m?s · w2 [\d.]+ m?s/);
+    expect(r.stdout).toMatch(/result\s+OK/);
+    // Not a terminal: plain progress lines, no escape sequences.
+    expect(r.stderr).toMatch(/^publish: 100% \| 5,000\/5,000/m);
+    expect(r.stderr).not.toContain("\u001b[");
+    expectCleanedUp(r.stderr);
+  });
+
+  it("--chaos --messages 20000: the server restarts mid-run, lost 0", async () => {
+    const r = await runCli(["demo", "--chaos", "--messages", "20000", "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as {
+      published: number;
+      ackedUnique: number;
+      lost: number;
+      restarts: number;
+      end: string;
+    };
+    expect(report).toMatchObject({ published: 20000, ackedUnique: 20000, lost: 0, restarts: 1 });
+    expect(report.end).toBe("complete");
+    expect(r.stderr).toMatch(/chaos: nats-server is back as pid \d+/);
+    const { pids } = embedded(r.stderr);
+    expect(pids).toHaveLength(2);
+    expectCleanedUp(r.stderr);
+  });
+
+  it("Ctrl-C (SIGINT) drains every worker, reports, exits 0 and stops the server", async () => {
+    const run = start(["demo", "--messages", "20000", "--workers", "2", "--work", "2"]);
+    await run.waitFor(/^consume: 2 workers/m);
+    expect(run.child.kill("SIGINT")).toBe(true);
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/result\s+OK: interrupted; every worker drained, 0 lost/);
+    expect(field(r.stdout, "lost")).toBe(0);
+    const published = field(r.stdout, "published");
+    const unique = field(r.stdout, "acked-unique");
+    expect(unique).toBeLessThan(published);
+    // A publish in flight at the interrupt can be stored without its ack reaching the demo:
+    // the server may hold a few more than published - acked.
+    const held = field(r.stdout, "not consumed");
+    expect(held).toBeGreaterThanOrEqual(published - unique);
+    expect(held).toBeLessThanOrEqual(published - unique + 512); // at most one publish window
+    expect(r.stdout).toMatch(/drain time\s+w1 [\d.]+ m?s · w2 [\d.]+ m?s/);
+    expectCleanedUp(r.stderr);
+  });
+
+  it("SIGTERM while publishing: exits 0, nothing lost, server stopped and removed", async () => {
+    const run = start(["demo", "--messages", "2000000", "--workers", "1"]);
+    await run.waitFor(/embedded nats-server .* pid \d+/);
+    await run.waitFor(/^publish: /m);
+    expect(run.child.kill("SIGTERM")).toBe(true);
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(field(r.stdout, "lost")).toBe(0);
+    expect(field(r.stdout, "published")).toBeLessThan(2_000_000);
+    expectCleanedUp(r.stderr);
+  });
+});
+
+describe("against a server of the harness", () => {
+  let server: NatsServer;
+  beforeAll(async () => {
+    server = await NatsServer.start();
+  });
+  afterAll(async () => {
+    await server?.dispose();
+  });
+
+  it("demo --server uses that server: the stream is there afterwards, fully acked", async () => {
+    const args = ["demo", "--server", server.url, "--messages", "3000", "--workers", "3"];
+    const r = await runCli([...args, "--stream", "CLIDEMO"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/embedded nats-server/);
+    expect(field(r.stdout, "lost")).toBe(0);
+    expect(field(r.stdout, "acked-unique")).toBe(3000);
+    const info = await jsmOn(server.url, (jsm) => jsm.streams.info("CLIDEMO"));
+    expect(info.state.messages).toBe(3000);
+    const ci = await consumerInfo(server.url, "CLIDEMO", "workers");
+    expect(ci.num_pending).toBe(0);
+    expect(ci.num_ack_pending).toBe(0);
+    expect(ci.ack_floor.stream_seq).toBe(3000);
+
+    // It never touches a stream it did not create.
+    const again = await runCli([...args, "--stream", "CLIDEMO"]);
+    expect(again.code).toBe(1);
+    expectOneLineError(again, /stream CLIDEMO already exists/);
+  });
+
+  it("consume --ack --max 3 prints 3 messages, exits 0, leaves nothing un-acked", async () => {
+    await createStream(server.url, "TAIL3");
+    await createConsumer(server.url, "TAIL3", "c");
+    await publishN(server.url, "TAIL3.orders", 3, { payload: (i) => `order ${i}` });
+    const r = await runCli([
+      "consume",
+      "--server",
+      server.url,
+      "--stream",
+      "TAIL3",
+      "--consumer",
+      "c",
+      "--ack",
+      "--max",
+      "3",
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim().split("\n")).toEqual([
+      'TAIL3.orders seq=1 deliveryCount=1 "order 0"',
+      'TAIL3.orders seq=2 deliveryCount=1 "order 1"',
+      'TAIL3.orders seq=3 deliveryCount=1 "order 2"',
+    ]);
+    const ci = await consumerInfo(server.url, "TAIL3", "c");
+    expect(ci.num_ack_pending).toBe(0);
+    expect(ci.num_pending).toBe(0);
+    expect(ci.ack_floor.stream_seq).toBe(3);
+  });
+
+  it("consume --max on a longer stream: what it fetched beyond --max is handed back, not lost", async () => {
+    await createStream(server.url, "TAIL10");
+    await createConsumer(server.url, "TAIL10", "c");
+    await publishN(server.url, "TAIL10.x", 10);
+    const base = ["consume", "--server", server.url, "--stream", "TAIL10", "--consumer", "c"];
+    const first = await runCli([...base, "--ack", "--max", "3"]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout.trim().split("\n")).toHaveLength(3);
+    const rest = await runCli([...base, "--ack", "--max", "7"]);
+    expect(rest.code, rest.stderr).toBe(0);
+    const seqs = [...`${first.stdout}${rest.stdout}`.matchAll(/ seq=(\d+) /g)].map((m) =>
+      Number(m[1]),
+    );
+    expect(seqs.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    const ci = await consumerInfo(server.url, "TAIL10", "c");
+    expect(ci.num_ack_pending).toBe(0);
+    expect(ci.num_pending).toBe(0);
+  });
+
+  it("SIGINT to a running consume drains and exits 0", async () => {
+    await createStream(server.url, "TAILSIG");
+    await createConsumer(server.url, "TAILSIG", "c");
+    await publishN(server.url, "TAILSIG.x", 5);
+    const run = start([
+      "consume",
+      "--server",
+      server.url,
+      "--stream",
+      "TAILSIG",
+      "--consumer",
+      "c",
+      "--ack",
+    ]);
+    await run.waitFor(/seq=5 /, "stdout");
+    expect(run.child.kill("SIGINT")).toBe(true);
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim().split("\n")).toHaveLength(5);
+    expect(r.stderr).toMatch(/consume: 5 messages, 5 acked; drained in /);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    const ci = await consumerInfo(server.url, "TAILSIG", "c");
+    expect(ci.num_ack_pending).toBe(0);
+    expect(ci.num_waiting).toBe(0);
+  });
+
+  it("consume: a consumer that does not exist is a one-line error, exit 1", async () => {
+    await createStream(server.url, "TAILNONE");
+    const r = await runCli([
+      "consume",
+      "--server",
+      server.url,
+      "--stream",
+      "TAILNONE",
+      "--consumer",
+      "nope",
+    ]);
+    expect(r.code).toBe(1);
+    expectOneLineError(r, /consumer nope not found on stream TAILNONE/);
+    const s = await runCli([
+      "consume",
+      "--server",
+      server.url,
+      "--stream",
+      "NOPE",
+      "--consumer",
+      "c",
+    ]);
+    expect(s.code).toBe(1);
+    expectOneLineError(s, /stream NOPE not found/);
+  });
+});
+
+describe("bench", () => {
+  it("in a package without the benchmark sources: exit 1 with a clear message", async () => {
+    // The staging copy has no test/bench, like an installed package.
+    const r = await runCli(["bench"]);
+    expect(r.code).toBe(1);
+    expectOneLineError(r, /benchmark sources are not here/);
+  });
+
+  it("compiles test/bench and runs its main.js with the arguments, from the package root", async () => {
+    const root = mkdtempSync(join(tmpdir(), "jsiter-cli-bench-"));
+    try {
+      cpSync(join(stage, "package.json"), join(root, "package.json"));
+      cpSync(join(stage, "dist"), join(root, "dist"), { recursive: true });
+      symlinkSync(join(ROOT, "node_modules"), join(root, "node_modules"), "dir");
+      mkdirSync(join(root, "test", "bench"), { recursive: true });
+      writeFileSync(
+        join(root, "test", "bench", "tsconfig.json"),
+        JSON.stringify({
+          compilerOptions: {
+            target: "ES2022",
+            module: "NodeNext",
+            moduleResolution: "NodeNext",
+            types: ["node"],
+            rootDir: "../..",
+            outDir: "./results/tmp/build",
+          },
+          include: ["./**/*.ts"],
+          exclude: ["./results"],
+        }),
+      );
+      writeFileSync(
+        join(root, "test", "bench", "main.ts"),
+        'const seen = { cwd: process.cwd(), args: process.argv.slice(2) };\nprocess.stdout.write(JSON.stringify(seen) + "\\n");\n',
+      );
+      const r = await runCli(
+        ["bench", "--short", "--reps", "2"],
+        process.env,
+        join(root, "dist", "esm", "cli", "main.js"),
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const seen = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as {
+        cwd: string;
+        args: string[];
+      };
+      expect(seen.args).toEqual(["--short", "--reps", "2"]);
+      expect(seen.cwd).toBe(root);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
