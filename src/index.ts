@@ -2,7 +2,15 @@
  * jetstream-iter: a JetStream pull-consumer iterator whose shutdown always ends, loses nothing
  * and never hangs. Drop-in for nats.js `consumer.consume()`.
  */
-export type { HeadersLike, MsgLike, NatsConnectionLike } from "./connection.js";
+export type {
+  ConnectionStatusLike,
+  HeadersLike,
+  MsgLike,
+  NatsConnectionLike,
+  StatusIteratorLike,
+  SubscribeOptionsLike,
+  SubscriptionLike,
+} from "./connection.js";
 export {
   consume,
   type MessagesOf,
@@ -27,7 +35,7 @@ export {
   NextTimeoutError,
   StreamNotFoundError,
 } from "./errors.js";
-export { type DeliveryInfo, JsMsg } from "./jsmsg.js";
+export { type DeliveryInfo, JsMsg, type NextPullOptions } from "./jsmsg.js";
 export {
   type Counters,
   DEFAULT_DRAIN_TIMEOUT,
