@@ -31,7 +31,7 @@ import {
   StreamNotFoundError,
 } from "./errors.js";
 import { type Generation, Inboxes } from "./inboxes.js";
-import { type AckTarget, JsMsg, parseAckReply } from "./jsmsg.js";
+import { type AckTarget, JsMsg, scanAckReply } from "./jsmsg.js";
 import { ConsumerLookup, type LookupResult } from "./lookup.js";
 import type { Notification, PullRequest } from "./notifications.js";
 import type { ResolvedOptions } from "./options.js";
@@ -258,16 +258,12 @@ export class PullEngine {
   }
 
   private onData(g: Generation, msg: MsgLike, reply: string): void {
-    const info = parseAckReply(reply);
-    if (typeof info === "string") {
-      this.debug(`dropped inbox message: ${info}`);
+    const pending = scanAckReply(reply, this.cfg.stream, this.cfg.consumer);
+    if (typeof pending === "string") {
+      this.debug(`dropped inbox message: ${pending}`);
       return;
     }
-    if (info.stream !== this.cfg.stream || info.consumer !== this.cfg.consumer) {
-      this.debug(`dropped message of ${info.stream}/${info.consumer}: not our consumer`);
-      return;
-    }
-    const m = new JsMsg(msg, reply, info, this.ackTarget);
+    const m = new JsMsg(msg, reply, this.ackTarget);
     const req = this.request;
     if (g !== this.inboxes.current || !req) {
       // A retired request is alive after all (a hung server came back): cut its interest.

@@ -96,6 +96,53 @@ function parseUint(s: string | undefined): number {
   return Number(s);
 }
 
+const DOT = 46;
+
+/**
+ * Checks a `$JS.ACK…` reply subject on the per-message path without allocating: the layout,
+ * that it names `stream`/`consumer`, and that the five counters are decimal numbers with a
+ * delivery count of at least 1. Returns the `pending` counter, or a string saying what is wrong.
+ * (`parseAckReply` builds the full `DeliveryInfo`, lazily, when a message's `info` is read.)
+ */
+export function scanAckReply(reply: string, stream: string, consumer: string): number | string {
+  if (!reply.startsWith("$JS.ACK.")) return "reply subject is not $JS.ACK";
+  let tokens = 1;
+  for (let i = 0; i < reply.length; i++) if (reply.charCodeAt(i) === DOT) tokens++;
+  let pos: number; // start of the stream token
+  if (tokens === 9) {
+    pos = 8;
+  } else if (tokens >= 11) {
+    pos = reply.indexOf(".", reply.indexOf(".", 8) + 1) + 1; // skip domain and account hash
+  } else {
+    return `ack subject has ${tokens} tokens (want 9 or 11+)`;
+  }
+  if (
+    !reply.startsWith(stream, pos) ||
+    reply.charCodeAt(pos + stream.length) !== DOT ||
+    !reply.startsWith(consumer, pos + stream.length + 1) ||
+    reply.charCodeAt(pos + stream.length + 1 + consumer.length) !== DOT
+  ) {
+    return "ack subject is for another stream or consumer";
+  }
+  // five counters: delivered, stream seq, consumer seq, timestamp, pending
+  let i = pos + stream.length + consumer.length + 2;
+  let value = 0;
+  for (let field = 0; field < 5; field++) {
+    value = 0;
+    const start = i;
+    while (i < reply.length && reply.charCodeAt(i) !== DOT) {
+      const c = reply.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) return "ack subject has a non-numeric field";
+      value = value * 10 + c;
+      i++;
+    }
+    if (i === start || i - start > 20) return "ack subject has a non-numeric field";
+    if (field === 0 && value < 1) return "ack subject has delivery count 0";
+    i++;
+  }
+  return value;
+}
+
 /** What a JsMsg needs from the iterator that made it. */
 export interface AckTarget {
   readonly nc: NatsConnectionLike;
@@ -108,14 +155,26 @@ export interface AckTarget {
 export class JsMsg {
   /** Set once a terminal ack (ack, nak, term, next) was sent: later ones are not sent. */
   private acked = false;
+  private parsed: DeliveryInfo | undefined;
 
+  /**
+   * @param reply the `$JS.ACK…` subject acks are published to, already checked with
+   * `scanAckReply` (or `parseAckReply`)
+   */
   constructor(
     private readonly msg: MsgLike,
-    /** The `$JS.ACK…` subject acks are published to. */
     readonly reply: string,
-    readonly info: DeliveryInfo,
     private readonly target: AckTarget,
   ) {}
+
+  /** Delivery info parsed from the ack subject (on first read). */
+  get info(): DeliveryInfo {
+    if (this.parsed) return this.parsed;
+    const info = parseAckReply(this.reply);
+    if (typeof info === "string") throw new TypeError(`JsMsg: ${info}: ${this.reply}`);
+    this.parsed = info;
+    return info;
+  }
 
   get subject(): string {
     return this.msg.subject;

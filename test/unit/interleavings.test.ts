@@ -436,7 +436,10 @@ function describeErr(e: unknown): string {
 
 /** The ack subject of our message `seq`: 9 tokens, or the 12-token layout with a domain. */
 function ackReply(seq: number, domain = false): string {
-  const rest = `S.C.1.${seq}.${seq}.${1_700_000_000_000_000_000n + BigInt(seq)}.0`;
+  // the server's backlog after this message: sometimes none, sometimes more than is requested
+  // (which lets the engine keep more than one request open)
+  const pending = seq % 3 === 0 ? 0 : (seq * 7) % 40;
+  const rest = `S.C.1.${seq}.${seq}.${1_700_000_000_000_000_000n + BigInt(seq)}.${pending}`;
   return domain ? `$JS.ACK.hub.ACCHASH.${rest}.r4nd0m` : `$JS.ACK.${rest}`;
 }
 
@@ -477,11 +480,9 @@ async function scenario(cfg: Config, ops: Op[]): Promise<void> {
     p.delivered < p.body.batch &&
     (p.body.max_bytes === undefined || p.deliveredBytes < p.body.max_bytes) &&
     subOf(p)?.state === "open";
+  /** The request the server serves next: the oldest one still live (requests are FIFO). */
   const livePull = (): PullRecord | undefined => {
-    for (let i = nc.pulls.length - 1; i >= 0; i--) {
-      const p = nc.pulls[i];
-      if (p && serverLive(p)) return p;
-    }
+    for (const p of nc.pulls) if (serverLive(p)) return p;
     return undefined;
   };
 

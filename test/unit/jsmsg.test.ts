@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { MsgLike, NatsConnectionLike } from "../../src/connection.js";
-import { JsMsg, parseAckReply } from "../../src/jsmsg.js";
+import { JsMsg, parseAckReply, scanAckReply } from "../../src/jsmsg.js";
 
 describe("parseAckReply", () => {
   it("reads the 9-token layout", () => {
@@ -73,10 +73,46 @@ function fakeNc(version = "2.9.10") {
 function jsMsg(nc: NatsConnectionLike, termReason = false) {
   const reply = "$JS.ACK.S.C.2.10.4.1700000000123456789.0";
   const msg: MsgLike = { subject: "S.x", reply, data: new TextEncoder().encode('{"a":1}'), sid: 7 };
-  const info = parseAckReply(reply);
-  if (typeof info === "string") throw new Error(info);
-  return new JsMsg(msg, reply, info, { nc, ackTimeout: 1234, termReason });
+  return new JsMsg(msg, reply, { nc, ackTimeout: 1234, termReason });
 }
+
+describe("scanAckReply (the per-message check)", () => {
+  it("accepts both layouts for our stream and consumer and returns pending", () => {
+    expect(scanAckReply("$JS.ACK.S.C.3.120.45.1700000000123456789.7", "S", "C")).toBe(7);
+    expect(scanAckReply("$JS.ACK.hub.HASH.S.C.1.5.6.1700000000000000000.42.tok", "S", "C")).toBe(
+      42,
+    );
+    expect(scanAckReply("$JS.ACK._.HASH.S.C.1.5.6.7.0", "S", "C")).toBe(0);
+  });
+
+  it.each([
+    ["_INBOX.abc", "not $JS.ACK"],
+    ["$JS.ACK.S.C.1.2.3", "tokens"],
+    ["$JS.ACK.S.C.1.2.3.4.5.6", "tokens"],
+    ["$JS.ACK.S.C.x.2.3.4.5", "non-numeric"],
+    ["$JS.ACK.S.C.1.2.-3.4.5", "non-numeric"],
+    ["$JS.ACK.S.C.1..3.4.5", "non-numeric"],
+    ["$JS.ACK.S.C.0.2.3.4.5", "delivery count 0"],
+    ["$JS.ACK.S.OTHER.1.2.3.4.5", "another stream or consumer"],
+    ["$JS.ACK.SS.C.1.2.3.4.5", "another stream or consumer"],
+    ["$JS.ACK.d.h.S.CC.1.2.3.4.5", "another stream or consumer"],
+  ])("rejects %s with a reason", (reply, reason) => {
+    const r = scanAckReply(reply, "S", "C");
+    expect(typeof r).toBe("string");
+    expect(r).toContain(reason);
+  });
+
+  it("agrees with parseAckReply on what it accepts", () => {
+    for (const reply of [
+      "$JS.ACK.S.C.3.120.45.1700000000123456789.7",
+      "$JS.ACK.hub.HASH.S.C.1.5.6.1700000000000000000.42.tok",
+    ]) {
+      const info = parseAckReply(reply);
+      expect(typeof info).toBe("object");
+      expect(scanAckReply(reply, "S", "C")).toBe((info as { pending: number }).pending);
+    }
+  });
+});
 
 describe("JsMsg", () => {
   it("exposes payload, sequence, redelivery and timestamps", () => {
