@@ -83,7 +83,13 @@ export class PullEngine {
   private running = true;
   private readonly inboxes: Inboxes;
   private reqSeq = 0;
-  private request: OpenRequest | undefined;
+  /**
+   * Open pull requests, oldest first: the server serves them in this order, so a data message
+   * belongs to the first. More than one is open only while the server has a backlog.
+   */
+  private requests: OpenRequest[] = [];
+  /** Messages the server still had for the consumer after the last delivery (ack subject). */
+  private backlog = 0;
   private connected = true;
   private lastActivity = 0;
   /** Something arrived on the current generation since the open request was published. */
@@ -144,15 +150,27 @@ export class PullEngine {
 
   /** Publishes a pull request if one is due. Idempotent; call it whenever what is held drops. */
   maybePull(): void {
-    if (!this.running || !this.connected || this.request || this.retryTimer || this.probe) return;
+    if (!this.running || !this.connected || this.retryTimer || this.probe) return;
     const g = this.inboxes.current;
     if (!g) return;
     const o = this.cfg.opts;
     const held = this.host.held();
-    if (held.msgs > o.threshold_messages) return;
-    if (o.max_bytes > 0 && held.bytes > o.threshold_bytes) return;
-    const batch = o.max_messages - held.msgs;
-    const maxBytes = o.max_bytes > 0 ? o.max_bytes - held.bytes : 0;
+    let outMsgs = 0;
+    let outBytes = 0;
+    for (const r of this.requests) {
+      outMsgs += r.msgs;
+      outBytes += r.bytes > 0 ? r.bytes : 0;
+    }
+    // What is held counts buffered plus requested-and-not-received: the bound never moves.
+    if (held.msgs + outMsgs > o.threshold_messages) return;
+    if (o.max_bytes > 0 && held.bytes + outBytes > o.threshold_bytes) return;
+    // Another request while one is open only helps when the server has more than is already
+    // requested; a caught-up consumer keeps one request waiting for new messages. With
+    // max_bytes, one at a time: the server may end a request early when the next message does
+    // not fit its bytes, so which request a message belongs to would be ambiguous.
+    if (this.requests.length > 0 && (o.max_bytes > 0 || this.backlog <= outMsgs)) return;
+    const batch = o.max_messages - held.msgs - outMsgs;
+    const maxBytes = o.max_bytes > 0 ? o.max_bytes - held.bytes - outBytes : 0;
     if (batch <= 0 || (o.max_bytes > 0 && maxBytes <= 0)) return;
     const id = `${g.inbox}.${++this.reqSeq}`;
     const body: PullRequest = {
@@ -161,14 +179,15 @@ export class PullEngine {
       idle_heartbeat: o.idle_heartbeat * NANOS_PER_MS,
     };
     if (maxBytes > 0) body.max_bytes = maxBytes;
-    this.request = { id, msgs: batch, bytes: maxBytes };
+    const request: OpenRequest = { id, msgs: batch, bytes: maxBytes };
+    this.requests.push(request);
     this.lastActivity = Date.now();
     this.requestLive = false;
     try {
       this.cfg.nc.publish(this.pullSubject, enc.encode(JSON.stringify(body)), { reply: id });
     } catch (err) {
       // The connection refuses publishes (closed or draining): its closed() ends us.
-      this.request = undefined;
+      this.endRequest(request);
       this.host.notify({ type: "debug", code: 0, description: `pull not sent: ${String(err)}` });
       return;
     }
@@ -214,7 +233,7 @@ export class PullEngine {
 
   /** Moves to a new inbox generation after a fault; the open request is forgotten. */
   private rotate(how: "retire" | "drop"): void {
-    this.request = undefined;
+    this.requests = [];
     try {
       this.inboxes.replace(how);
     } catch (err) {
@@ -264,7 +283,7 @@ export class PullEngine {
       return;
     }
     const m = new JsMsg(msg, reply, this.ackTarget);
-    const req = this.request;
+    const req = this.requests[0];
     if (g !== this.inboxes.current || !req) {
       // A retired request is alive after all (a hung server came back): cut its interest.
       if (g !== this.inboxes.current) this.inboxes.letGo(g);
@@ -276,9 +295,10 @@ export class PullEngine {
     const size = msgSize(msg);
     this.lastActivity = Date.now();
     this.retryAttempt = 0;
+    this.backlog = pending;
     req.msgs--;
     if (req.bytes > 0) req.bytes -= size;
-    if (req.msgs <= 0 || (this.cfg.opts.max_bytes > 0 && req.bytes <= 0)) this.request = undefined;
+    if (req.msgs <= 0 || (this.cfg.opts.max_bytes > 0 && req.bytes <= 0)) this.requests.shift();
     this.host.deliver(m, size);
     this.maybePull();
   }
@@ -298,7 +318,7 @@ export class PullEngine {
     this.inboxes.releaseRetired();
     this.requestLive = true;
     this.lastActivity = Date.now();
-    const isOpen = this.request !== undefined && this.request.id === msg.subject;
+    const req = this.requests.find((r) => r.id === msg.subject);
     const d = description.toLowerCase();
     switch (code) {
       case 100:
@@ -314,23 +334,23 @@ export class PullEngine {
         return;
       case 404:
       case 408:
-        if (!isOpen) {
+        if (!req) {
           this.debug(`ignored status ${code} of a finished request`);
           return;
         }
-        this.release(h.get("Nats-Pending-Messages"), h.get("Nats-Pending-Bytes"));
+        this.release(req, h.get("Nats-Pending-Messages"), h.get("Nats-Pending-Bytes"));
         this.maybePull();
         return;
       case 409:
-        this.on409(isOpen, code, description, d);
+        this.on409(req, code, description, d);
         return;
       case 400:
         this.host.end("terminal", new JetStreamStatusError(code, description));
         return;
       case 503:
         this.host.notify({ type: "no_responders", code });
-        if (!isOpen) return;
-        this.request = undefined;
+        if (!req) return;
+        this.endRequest(req);
         this.checkConsumer();
         this.retryLater();
         return;
@@ -362,10 +382,10 @@ export class PullEngine {
 
   /** Whether the open request (if any) has shown life since it was published. */
   private hasLife(): boolean {
-    return this.request === undefined || this.requestLive;
+    return this.requests.length === 0 || this.requestLive;
   }
 
-  private on409(isOpen: boolean, code: number, description: string, d: string): void {
+  private on409(req: OpenRequest | undefined, code: number, description: string, d: string): void {
     const o = this.cfg.opts;
     if (d === "consumer deleted") {
       this.host.notify({ type: "consumer_deleted", code, description });
@@ -374,8 +394,8 @@ export class PullEngine {
         this.host.end("terminal", err);
         return;
       }
-      if (isOpen) {
-        this.request = undefined;
+      if (req) {
+        this.endRequest(req);
         this.retryLater();
       }
       return;
@@ -386,8 +406,8 @@ export class PullEngine {
     }
     if (d.startsWith("exceeded max") || d.startsWith("message size exceeds maxbytes")) {
       this.host.notify({ type: "exceeded_limits", code, description });
-      if (!isOpen) return;
-      this.request = undefined;
+      if (!req) return;
+      this.endRequest(req);
       // A request cut short because the buffer took most of max_bytes re-pulls as usual; a
       // message larger than max_bytes, or a server limit, backs off.
       if (d.startsWith("message size") && this.host.held().bytes > 0) this.maybePull();
@@ -398,19 +418,25 @@ export class PullEngine {
     }
     if (d === "leadership change") {
       this.host.notify({ type: "debug", code, description });
-      if (!isOpen) return;
-      this.request = undefined;
+      if (!req) return;
+      this.endRequest(req);
       this.retryLater();
       return;
     }
     this.host.notify({ type: "debug", code, description });
   }
 
-  /** The open request ended; the server says how much of it was left undelivered. */
-  private release(pendingMsgs: string, pendingBytes: string): void {
+  /** An open request is over (its status said so, or it was never sent). */
+  private endRequest(req: OpenRequest): void {
+    const i = this.requests.indexOf(req);
+    if (i >= 0) this.requests.splice(i, 1);
+  }
+
+  /** An open request ended; the server says how much of it was left undelivered. */
+  private release(req: OpenRequest, pendingMsgs: string, pendingBytes: string): void {
     const messagesLeft = toInt(pendingMsgs);
     const bytesLeft = toInt(pendingBytes);
-    this.request = undefined;
+    this.endRequest(req);
     if (messagesLeft > 0 || bytesLeft > 0) {
       this.host.notify({ type: "discard", messagesLeft, bytesLeft });
     }
@@ -432,14 +458,15 @@ export class PullEngine {
   }
 
   private ensureMonitor(): void {
-    if (this.hbTimer || !this.running || !this.request || !this.connected || this.probe) return;
+    if (this.hbTimer || !this.running || this.requests.length === 0 || !this.connected) return;
+    if (this.probe) return;
     const wait = Math.max(1, this.hbLimit - (Date.now() - this.lastActivity));
     this.hbTimer = setTimeout(this.checkHeartbeats, wait);
   }
 
   private readonly checkHeartbeats = (): void => {
     this.hbTimer = undefined;
-    if (!this.running || !this.request || !this.connected || this.probe) return;
+    if (!this.running || this.requests.length === 0 || !this.connected || this.probe) return;
     if (Date.now() - this.lastActivity < this.hbLimit) {
       this.ensureMonitor();
       return;
@@ -464,7 +491,7 @@ export class PullEngine {
         if (this.probe !== probe) return;
         this.probe = undefined;
         if (!this.running) return;
-        if (this.lastActivity !== silentSince && this.request) {
+        if (this.lastActivity !== silentSince && this.requests.length > 0) {
           this.ensureMonitor();
           return;
         }
@@ -549,9 +576,15 @@ export class PullEngine {
 
   /** Test hook: the open request and live generations, for invariant checks. */
   snapshot(): { request: { msgs: number; bytes: number } | undefined; generations: number } {
-    const r = this.request;
+    const r = this.requests;
     return {
-      request: r ? { msgs: r.msgs, bytes: r.bytes } : undefined,
+      request:
+        r.length === 0
+          ? undefined
+          : {
+              msgs: r.reduce((n, x) => n + x.msgs, 0),
+              bytes: r.reduce((n, x) => n + Math.max(0, x.bytes), 0),
+            },
       generations: this.inboxes.size,
     };
   }

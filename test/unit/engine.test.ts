@@ -1240,3 +1240,39 @@ describe("nothing left behind after closed()", () => {
     },
   );
 });
+
+describe("pipelining while the server has a backlog", () => {
+  it("a second request goes out while the first is open only when the server reports more pending than is requested", async () => {
+    const ctx = start({ max_messages: 10 });
+    const { nc, messages } = ctx;
+    const p1 = nc.lastPull();
+    expect(p1.body.batch).toBe(10);
+    // caught up: the server has nothing more pending; taking messages frees room, but the open
+    // request will take new messages as they come, so nothing is stacked on it
+    for (let i = 0; i < 3; i++) nc.sendData(p1, { pending: 0 });
+    for (let i = 0; i < 3; i++) await messages.next();
+    expect(nc.pulls).toHaveLength(1);
+    // a backlog: held 1 + requested 6 ≤ threshold 8, and the server has more than the 6 still
+    // requested, so a second request keeps the pipe full
+    nc.sendData(p1, { pending: 500 });
+    expect(nc.pulls).toHaveLength(2);
+    const p2 = nc.lastPull();
+    // never more than max_messages held + requested: 1 held, 6 left on the first, 3 on the second
+    expect(p2.body.batch).toBe(3);
+    await messages.next();
+    // messages go to the oldest request first (the server serves them in order)
+    for (let i = 0; i < 6; i++) nc.sendData(p1, { pending: 500 });
+    expect(engineOf(messages).snapshot().request?.msgs).toBe(3);
+    await shutdown(ctx);
+  });
+
+  it("with max_bytes, one request at a time even with a backlog", async () => {
+    const ctx = start({ max_messages: 10, max_bytes: 10_000 });
+    const { nc, messages } = ctx;
+    const p1 = nc.lastPull();
+    for (let i = 0; i < 4; i++) nc.sendData(p1, { pending: 500 });
+    for (let i = 0; i < 4; i++) await messages.next();
+    expect(nc.pulls).toHaveLength(1);
+    await shutdown(ctx);
+  });
+});
