@@ -1,14 +1,14 @@
 /**
  * The pull engine: speaks the JetStream pull protocol for one iterator.
  *
- * - At most one pull request is open at a time. Buffered (held by the iterator) plus requested
- *   and not yet received never exceeds `max_messages` / `max_bytes`; a new request is published
- *   when what is held falls to the threshold and the previous request is complete.
- * - Each subscription is a *generation* with its own inbox `<base>.<gen>.*`; each request has
- *   its own reply subject `<base>.<gen>.<n>`, so a status names the request it is about. A fault
- *   that may have left a request alive on the server (missed heartbeats, reconnect) moves to a
- *   new generation: the old inbox is unsubscribed (the server drops requests that lost interest)
- *   behind a fence, and data still arriving on it is NAKed, never buffered past the limits.
+ * - Buffered (held by the iterator) plus requested-and-not-received never exceeds
+ *   `max_messages` / `max_bytes`; a request is published for the room left when what is held
+ *   falls to the threshold. Usually one request is open; a second only while the server reports
+ *   a backlog larger than what is requested (never with `max_bytes`). Data belongs to the oldest
+ *   open request: the server serves them in order.
+ * - Requests reply to `<inbox>.<n>` of the current inbox generation (src/inboxes.ts), so a status
+ *   names the request it is about. A fault that may have left a request alive on the server moves
+ *   to a new generation; data still arriving on an old one is NAKed, never buffered.
  * - Every method here is synchronous; promises (flush, drain, consumer info) re-check state when
  *   they settle and change nothing if the world moved on.
  */
@@ -20,7 +20,6 @@ import {
   newInbox,
   onConnectionClosed,
   type StatusIteratorLike,
-  type SubscriptionLike,
   serverAtLeast,
 } from "./connection.js";
 import {
@@ -38,8 +37,8 @@ import type { ResolvedOptions } from "./options.js";
 
 /** What the engine needs from the iterator that owns it. */
 export interface EngineHost {
-  /** Messages and bytes buffered, not yet handed out. */
-  held(): { msgs: number; bytes: number };
+  /** Messages (`size`) and bytes buffered, not yet handed out: the channel itself. */
+  readonly held: { readonly size: number; readonly bytes: number };
   /** A data message of the open request, already accounted: buffer it (or NAK it if closed). */
   deliver(msg: JsMsg, bytes: number): void;
   /** A data message that must not be buffered (its request is gone): NAK it. */
@@ -154,7 +153,7 @@ export class PullEngine {
     const g = this.inboxes.current;
     if (!g) return;
     const o = this.cfg.opts;
-    const held = this.host.held();
+    const held = this.host.held;
     let outMsgs = 0;
     let outBytes = 0;
     for (const r of this.requests) {
@@ -162,14 +161,14 @@ export class PullEngine {
       outBytes += r.bytes > 0 ? r.bytes : 0;
     }
     // What is held counts buffered plus requested-and-not-received: the bound never moves.
-    if (held.msgs + outMsgs > o.threshold_messages) return;
+    if (held.size + outMsgs > o.threshold_messages) return;
     if (o.max_bytes > 0 && held.bytes + outBytes > o.threshold_bytes) return;
     // Another request while one is open only helps when the server has more than is already
     // requested; a caught-up consumer keeps one request waiting for new messages. With
     // max_bytes, one at a time: the server may end a request early when the next message does
     // not fit its bytes, so which request a message belongs to would be ambiguous.
     if (this.requests.length > 0 && (o.max_bytes > 0 || this.backlog <= outMsgs)) return;
-    const batch = o.max_messages - held.msgs - outMsgs;
+    const batch = o.max_messages - held.size - outMsgs;
     const maxBytes = o.max_bytes > 0 ? o.max_bytes - held.bytes - outBytes : 0;
     if (batch <= 0 || (o.max_bytes > 0 && maxBytes <= 0)) return;
     const id = `${g.inbox}.${++this.reqSeq}`;
@@ -258,8 +257,7 @@ export class PullEngine {
    * once those have run.
    */
   private connectionEnded(err: Error | undefined): void {
-    this.stopPulling();
-    this.host.drop();
+    this.onSubscriptionLost();
     setImmediate(() => {
       const cause =
         err ?? (this.connected ? undefined : new Error("disconnected and not reconnected"));
@@ -410,7 +408,7 @@ export class PullEngine {
       this.endRequest(req);
       // A request cut short because the buffer took most of max_bytes re-pulls as usual; a
       // message larger than max_bytes, or a server limit, backs off.
-      if (d.startsWith("message size") && this.host.held().bytes > 0) this.maybePull();
+      if (d.startsWith("message size") && this.host.held.bytes > 0) this.maybePull();
       // Max waiting is contention: the slot frees when another client's request completes,
       // often within milliseconds, so keep trying often. The other limits are configuration.
       else this.retryLater(d.startsWith("exceeded maxwaiting") ? MAX_WAITING_RETRY_MS : undefined);

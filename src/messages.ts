@@ -113,7 +113,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
         apiTimeout: init.apiTimeout,
       },
       {
-        held: () => ({ msgs: this.channel.size, bytes: this.channel.bytes }),
+        held: this.channel,
         deliver: (m, bytes) => {
           this.counts.received++;
           if (!this.channel.push(m, bytes)) this.disposeOf(m, "nak");
