@@ -13,6 +13,7 @@
  *   they settle and change nothing if the world moved on.
  */
 
+import type { AckQueue } from "./acks.js";
 import {
   type MsgLike,
   msgSize,
@@ -63,6 +64,8 @@ export interface EngineConfig {
   opts: ResolvedOptions<unknown>;
   /** Timeout of JetStream API requests (consumer info) and the default of `ackAck()`, ms. */
   apiTimeout: number;
+  /** The iterator's outgoing acks (acks.ts): the messages it makes queue their acks there. */
+  acks: AckQueue;
 }
 
 interface OpenRequest {
@@ -133,6 +136,7 @@ export class PullEngine {
     });
     this.ackTarget = {
       nc: cfg.nc,
+      acks: cfg.acks,
       ackTimeout: cfg.apiTimeout,
       // nats-server 2.9 treats `+TERM <reason>` as no ack at all: send plain +TERM there.
       termReason: serverAtLeast(cfg.nc.info?.version, 2, 10),

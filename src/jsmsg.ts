@@ -2,6 +2,7 @@
  * JsMsg: a JetStream message as the library hands it out, with acks and the delivery info
  * parsed from its `$JS.ACK…` reply subject. Satisfies the `JsMsg` of nats.js v3 and v2.
  */
+import type { AckQueue } from "./acks.js";
 import type { HeadersLike, MsgLike, NatsConnectionLike } from "./connection.js";
 
 /** Delivery info parsed from the ack reply subject (nats.js's `DeliveryInfo`). */
@@ -146,6 +147,8 @@ export function scanAckReply(reply: string, stream: string, consumer: string): n
 /** What a JsMsg needs from the iterator that made it. */
 export interface AckTarget {
   readonly nc: NatsConnectionLike;
+  /** Where fire-and-forget acks go: published together at the end of the turn (acks.ts). */
+  readonly acks: AckQueue;
   /** Default timeout of `ackAck()`, milliseconds. */
   readonly ackTimeout: number;
   /** Whether `+TERM <reason>` is understood (nats-server >= 2.10). */
@@ -220,7 +223,11 @@ export class JsMsg {
     return JSON.parse(this.string()) as T;
   }
 
-  /** Acknowledges the message. Only the first terminal ack is sent; never throws. */
+  /**
+   * Acknowledges the message. Only the first terminal ack is sent; never throws. Like every
+   * fire-and-forget ack here, it is published at the end of the current event-loop turn,
+   * together with the other acks of that turn (docs/design.md, "Acks"); `ackAck()` confirms.
+   */
   ack(): void {
     this.terminal(ACK);
   }
@@ -255,6 +262,7 @@ export class JsMsg {
     if (this.acked) return;
     this.acked = true;
     const body = { batch: 1, ...opts };
+    this.target.acks.flush();
     try {
       this.target.nc.publish(this.reply, enc.encode(`+NXT ${JSON.stringify(body)}`), {
         reply: subj,
@@ -272,6 +280,8 @@ export class JsMsg {
   async ackAck(opts: { timeout?: number } = {}): Promise<boolean> {
     if (this.acked) return false;
     this.acked = true;
+    // Earlier acks (a working() of this message, say) go first.
+    this.target.acks.flush();
     await this.target.nc.request(this.reply, ACK, {
       timeout: opts.timeout ?? this.target.ackTimeout,
     });
@@ -290,11 +300,6 @@ export class JsMsg {
   }
 
   private send(payload: Uint8Array): void {
-    try {
-      this.target.nc.publish(this.reply, payload);
-    } catch {
-      // The connection is closed or draining: the ack cannot be sent, and the server will
-      // redeliver after ack_wait. Acks never throw into the user's loop.
-    }
+    this.target.acks.send(this.reply, payload);
   }
 }

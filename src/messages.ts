@@ -11,6 +11,7 @@
  * subscriptions, listeners and timers.
  */
 import { AbortError } from "abort-controller-x";
+import { AckQueue } from "./acks.js";
 import { Channel, type End, isEnd } from "./channel.js";
 import type { NatsConnectionLike } from "./connection.js";
 import { PullEngine } from "./engine.js";
@@ -91,10 +92,13 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
   private readonly done = deferred<void | Error>();
   private readonly counts = { received: 0, processed: 0, naked: 0, dropped: 0 };
   private detachSignal: (() => void) | undefined;
+  /** Acks of this iterator's messages, published once per turn (acks.ts). */
+  private readonly acks: AckQueue;
 
   /** @internal Use `consume()` or `pullMessages()`. */
   constructor(init: MessagesInit) {
     this.opts = init.opts;
+    this.acks = new AckQueue(init.nc);
     this.flavor = init.flavor;
     this.channel = new Channel<JsMsg>(
       () => this.engine.maybePull(),
@@ -111,16 +115,21 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
         prefix: init.prefix,
         opts: init.opts,
         apiTimeout: init.apiTimeout,
+        acks: this.acks,
       },
       {
         held: this.channel,
         deliver: (m, bytes) => {
           this.counts.received++;
-          if (!this.channel.push(m, bytes)) this.disposeOf(m, "nak");
+          if (!this.channel.push(m, bytes)) {
+            this.disposeOf(m, "nak");
+            this.acks.flush();
+          }
         },
         reject: (m, reason) => {
           this.counts.received++;
           this.disposeOf(m, "nak");
+          this.acks.flush();
           this.notify({ type: "debug", code: 0, description: `NAKed message: ${reason}` });
         },
         notify: (n) => this.notify(n),
@@ -170,6 +179,9 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     // not hand the NAKed messages straight back to our own open request.
     const engineClosed = this.engine.close(buffer === "nak" ? DEFAULT_DRAIN_TIMEOUT : 0);
     if (buffer !== "keep") this.discardBuffer(buffer);
+    // The NAKs (and the acks of this turn) leave now, not at the end of the turn: the caller
+    // may close the connection next.
+    this.acks.flush();
     engineClosed.then(() => {
       this.engineClosed = true;
       this.maybeDone();
@@ -179,12 +191,15 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
   /** Advances state to done (closed, empty, engine gone): `closed()` resolves. Idempotent. */
   private maybeDone(): void {
     if (this.phase !== "closed" || !this.engineClosed || !this.channelEmpty) return;
+    this.acks.flush();
     this.notifier.end();
     this.done.resolve(this.terminal);
   }
 
   private discardBuffer(how: "nak" | "lost"): void {
     for (const m of this.channel.discard()) this.disposeOf(m, how);
+    // The library's own NAKs leave at once, not at the end of the turn.
+    this.acks.flush();
   }
 
   private disposeOf(m: JsMsg, how: "nak" | "lost"): void {
@@ -213,6 +228,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
   }
 
   private closedError(end: End): MsgIteratorClosedError {
+    this.acks.flush();
     return new MsgIteratorClosedError(end.error);
   }
 
@@ -281,6 +297,8 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     const finished: IteratorReturnResult<undefined> = { done: true, value: undefined };
     const result = (item: JsMsg | End): IteratorResult<M> => {
       if (!isEnd(item)) return { done: false, value: this.handOut(item) };
+      // The loop ends here: the code after it (often nc.close()) finds every ack sent.
+      this.acks.flush();
       if (item.error) throw item.error;
       return finished;
     };
@@ -314,7 +332,10 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
       if (item === undefined) {
         item = await new Promise<JsMsg | End>((resolve) => void this.channel.take(resolve));
       }
-      if (isEnd(item)) return;
+      if (isEnd(item)) {
+        this.acks.flush();
+        return;
+      }
       try {
         const r = callback(this.handOut(item));
         if (

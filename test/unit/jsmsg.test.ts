@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { AckQueue } from "../../src/acks.js";
 import type { MsgLike, NatsConnectionLike } from "../../src/connection.js";
 import { JsMsg, parseAckReply, scanAckReply } from "../../src/jsmsg.js";
 
@@ -73,8 +74,11 @@ function fakeNc(version = "2.9.10") {
 function jsMsg(nc: NatsConnectionLike, termReason = false) {
   const reply = "$JS.ACK.S.C.2.10.4.1700000000123456789.0";
   const msg: MsgLike = { subject: "S.x", reply, data: new TextEncoder().encode('{"a":1}'), sid: 7 };
-  return new JsMsg(msg, reply, { nc, ackTimeout: 1234, termReason });
+  return new JsMsg(msg, reply, { nc, acks: new AckQueue(nc), ackTimeout: 1234, termReason });
 }
+
+/** Lets the acks of this turn leave (they are published once the turn's microtasks are done). */
+const turnEnd = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 describe("scanAckReply (the per-message check)", () => {
   it("accepts both layouts for our stream and consumer and returns pending", () => {
@@ -129,7 +133,7 @@ describe("JsMsg", () => {
     expect(m.timestamp).toBe(new Date(1700000000123).toISOString());
   });
 
-  it("sends only the first terminal ack", () => {
+  it("sends only the first terminal ack", async () => {
     const { nc, published } = fakeNc();
     const m = jsMsg(nc);
     m.working();
@@ -137,30 +141,36 @@ describe("JsMsg", () => {
     m.nak();
     m.term();
     m.working();
+    expect(published).toEqual([]);
+    await turnEnd();
     expect(published.map((p) => p.data)).toEqual(["+WPI", "+ACK"]);
     expect(published.every((p) => p.subject === m.reply)).toBe(true);
   });
 
-  it("nak(delay) sends the delay in nanoseconds", () => {
+  it("nak(delay) sends the delay in nanoseconds", async () => {
     const { nc, published } = fakeNc();
     jsMsg(nc).nak(1500);
+    await turnEnd();
     expect(published[0]?.data).toBe('-NAK {"delay":1500000000}');
   });
 
-  it("term(reason) sends plain +TERM to 2.9 servers and the reason to newer ones", () => {
+  it("term(reason) sends plain +TERM to 2.9 servers and the reason to newer ones", async () => {
     const old = fakeNc("2.9.10");
     jsMsg(old.nc, false).term("bad payload");
+    await turnEnd();
     expect(old.published[0]?.data).toBe("+TERM");
     const recent = fakeNc("2.10.4");
     jsMsg(recent.nc, true).term("bad payload");
+    await turnEnd();
     expect(recent.published[0]?.data).toBe("+TERM bad payload");
   });
 
-  it("next() acks and asks for more on the given inbox", () => {
+  it("next() acks and asks for more on the given inbox", async () => {
     const { nc, published } = fakeNc();
     const m = jsMsg(nc);
     m.next("_INBOX.x", { batch: 5 });
     m.ack();
+    await turnEnd();
     expect(published).toEqual([{ subject: m.reply, data: '+NXT {"batch":5}', reply: "_INBOX.x" }]);
   });
 
@@ -170,11 +180,42 @@ describe("JsMsg", () => {
     await expect(m.ackAck()).resolves.toBe(true);
     await expect(m.ackAck({ timeout: 10 })).resolves.toBe(false);
     m.ack();
+    await turnEnd();
     expect(requests).toEqual([{ subject: m.reply, data: "+ACK", timeout: 1234 }]);
     expect(published).toEqual([]);
   });
 
-  it("an ack on a closed connection does not throw", () => {
+  it("ackAck() and next() send the acks queued before them first", async () => {
+    const { nc, requests, published } = fakeNc();
+    const order: string[] = [];
+    const logged = {
+      ...nc,
+      publish: (s: string, p?: Uint8Array, o?: { reply?: string }) => {
+        order.push(`publish ${new TextDecoder().decode(p)}`);
+        nc.publish(s, p, o);
+      },
+      request: (s: string, p?: Uint8Array, o?: { timeout: number }) => {
+        order.push(`request ${new TextDecoder().decode(p)}`);
+        return nc.request(s, p, o);
+      },
+    } as NatsConnectionLike;
+    const a = jsMsg(logged);
+    a.working();
+    await a.ackAck();
+    const b = jsMsg(logged);
+    b.working();
+    b.next("_INBOX.y");
+    expect(order).toEqual([
+      "publish +WPI",
+      "request +ACK",
+      "publish +WPI",
+      'publish +NXT {"batch":1}',
+    ]);
+    expect(requests).toHaveLength(1);
+    expect(published).toHaveLength(3);
+  });
+
+  it("an ack on a closed connection does not throw", async () => {
     const nc = {
       publish() {
         throw new Error("closed");
@@ -183,5 +224,6 @@ describe("JsMsg", () => {
     const m = jsMsg(nc);
     expect(() => m.ack()).not.toThrow();
     expect(m.isAcked).toBe(true);
+    await turnEnd();
   });
 });

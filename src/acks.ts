@@ -1,0 +1,71 @@
+/**
+ * Outgoing acks of one iterator, published together at the end of the event-loop turn they
+ * were made in.
+ *
+ * Why: nats.js's connection flushes its outbound buffer in a microtask whenever a publish finds
+ * it empty, and a `for await` loop yields between messages, so an `ack()` per message becomes a
+ * socket write per message: half of a fast loop's CPU (see docs/benchmarks.md). Queuing the
+ * acks and publishing them from one `process.nextTick` callback puts every ack of a turn (a loop
+ * running over its buffer runs in one turn) into the outbound buffer at once: one write.
+ *
+ * When an ack leaves the process (the contract, docs/design.md "Acks"):
+ * - at the end of the turn it was made in: after the microtasks of that turn, before any timer,
+ *   I/O callback or signal handler runs;
+ * - earlier, whenever the iterator flushes: before it sends NAKs or an `ackAck()`, before it
+ *   unsubscribes, and before `next()` reports the end of the iterator (so the code after a
+ *   `for await` loop, typically `nc.close()`, finds every ack already in nats.js's buffer);
+ * - and when the connection reports `close`.
+ * An ack made in the same turn as a direct `nc.close()` that none of these precede may not be
+ * sent; the server then redelivers that message after `ack_wait` (a duplicate, never a loss).
+ */
+import type { NatsConnectionLike } from "./connection.js";
+
+/** Runs `fn` once the current turn's microtasks are done (Node, Bun, Deno's node compat). */
+const afterMicrotasks: (fn: () => void) => void =
+  typeof process !== "undefined" && typeof process.nextTick === "function"
+    ? (fn) => process.nextTick(fn)
+    : (fn) => void setTimeout(fn, 0);
+
+export class AckQueue {
+  /** Pairs of subject and payload, flat: no object per ack. */
+  private readonly queued: (string | Uint8Array)[] = [];
+  private scheduled = false;
+  private readonly onTurnEnd = (): void => {
+    this.scheduled = false;
+    this.flush();
+  };
+
+  constructor(private readonly nc: Pick<NatsConnectionLike, "publish">) {}
+
+  /** Queues one ack (fire-and-forget: never throws). */
+  send(subject: string, payload: Uint8Array): void {
+    this.queued.push(subject, payload);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      afterMicrotasks(this.onTurnEnd);
+    }
+  }
+
+  /** Acks queued and not yet handed to the connection. */
+  get size(): number {
+    return this.queued.length / 2;
+  }
+
+  /**
+   * Publishes every queued ack now, in the order they were made. Idempotent; never throws. An
+   * ack the connection refuses (closed, or draining past its last flush) is dropped: the server
+   * redelivers that message after `ack_wait`.
+   */
+  flush(): void {
+    const q = this.queued;
+    if (q.length === 0) return;
+    for (let i = 0; i < q.length; i += 2) {
+      try {
+        this.nc.publish(q[i] as string, q[i + 1] as Uint8Array);
+      } catch {
+        // Closed or draining: this one cannot be sent. Acks never throw into the user's loop.
+      }
+    }
+    q.length = 0;
+  }
+}
