@@ -2,9 +2,13 @@
  * Entry points: `consume(consumer, opts)` for a nats.js pull consumer (v3 or v2), and
  * `pullMessages(nc, stream, consumer, opts)` for a bare connection of either generation.
  */
-import { AbortError } from "abort-controller-x";
 import { isNatsConnectionLike, type NatsConnectionLike } from "./connection.js";
-import { ConnectionClosedError, InvalidConsumerError, InvalidOptionError } from "./errors.js";
+import {
+  AbortError,
+  ConnectionClosedError,
+  InvalidConsumerError,
+  InvalidOptionError,
+} from "./errors.js";
 import type { JsMsg } from "./jsmsg.js";
 import { type Flavor, Messages } from "./messages.js";
 import type { Notification } from "./notifications.js";

@@ -2,9 +2,9 @@
  * Errors of jetstream-iter. Each class has a stable `name` and `code` (match on `code`, not on
  * the message), keeps what caused it in `cause`, and says below whether it ends the iterator.
  *
- * Aborts are abort-controller-x `AbortError`s; recognise them with {@link isAbortError}.
+ * Aborts are `AbortError`s, named as abort-controller-x and the DOM name theirs; recognise them
+ * with {@link isAbortError} (this one or abort-controller-x's: both go by the name).
  */
-export { AbortError, isAbortError } from "abort-controller-x";
 
 /** Stable codes of the errors below. */
 export const ErrorCode = {
@@ -18,8 +18,35 @@ export const ErrorCode = {
   ConnectionClosed: "JSITER_CONNECTION_CLOSED",
   JetStreamStatus: "JSITER_JETSTREAM_STATUS",
   CallbackMode: "JSITER_CALLBACK_MODE",
+  Aborted: "JSITER_ABORTED",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/**
+ * The call was aborted by its `signal`: `next({ signal })` (that call only: the iterator stays
+ * open and the message goes to the next call) or `consume(c, { signal })` with a signal already
+ * aborted (nothing was created). Does not end the iterator; an abort of `consume()`'s signal
+ * later on closes it as `close()` does, without an error.
+ */
+export class AbortError extends Error {
+  override readonly name = "AbortError";
+  readonly code = ErrorCode.Aborted;
+  constructor(message = "The operation has been aborted") {
+    super(message);
+  }
+}
+
+/**
+ * True for any abort: this library's `AbortError`, abort-controller-x's, a DOM `AbortError`
+ * (`fetch`, `AbortSignal.timeout()` aside, which names its error `TimeoutError`).
+ */
+export function isAbortError(error: unknown): boolean {
+  return (
+    typeof error === "object" &&
+    error !== null &&
+    (error as { name?: unknown }).name === "AbortError"
+  );
+}
 
 /**
  * `next()` was called on an iterator that is closed and has nothing left to hand out.

@@ -10,12 +10,16 @@
  * channel is also empty (handed out, or discarded) and the engine has removed its
  * subscriptions, listeners and timers.
  */
-import { AbortError } from "abort-controller-x";
 import { AckQueue } from "./acks.js";
 import { Channel, type End, isEnd } from "./channel.js";
 import type { NatsConnectionLike } from "./connection.js";
 import { PullEngine } from "./engine.js";
-import { CallbackModeError, MsgIteratorClosedError, NextTimeoutError } from "./errors.js";
+import {
+  AbortError,
+  CallbackModeError,
+  MsgIteratorClosedError,
+  NextTimeoutError,
+} from "./errors.js";
 import type { JsMsg } from "./jsmsg.js";
 import { type Notification, Notifier, toV2, type V2Status } from "./notifications.js";
 import { type ResolvedOptions, resolveDrainTimeout, resolveNextOptions } from "./options.js";

@@ -12,6 +12,7 @@ import type {
   SubscriptionLike,
 } from "../../src/connection.js";
 import {
+  AbortError,
   type ConsumeOptions,
   consume,
   ErrorCode,
@@ -19,6 +20,7 @@ import {
   InvalidOptionError,
   isAbortError,
   type Messages,
+  NextTimeoutError,
   type PullMessagesOptions,
   type PullRequest,
   pullMessages,
@@ -859,6 +861,20 @@ describe("an already-aborted signal", () => {
     const err = thrownBy(() => pullMessages(nc, "S", "C", { signal: AbortSignal.abort() }));
     expect(isAbortError(err)).toBe(true);
     expect(nc.io).toBe(0);
+  });
+
+  it("the AbortError has a stable name and code; isAbortError knows it, DOM aborts, and nothing else", () => {
+    const err = new AbortError();
+    expect(err).toBeInstanceOf(Error);
+    // abort-controller-x's isAbortError goes by this name too
+    expect(err.name).toBe("AbortError");
+    expect(err.code).toBe(ErrorCode.Aborted);
+    expect(isAbortError(err)).toBe(true);
+    expect(isAbortError(new DOMException("stopped", "AbortError"))).toBe(true);
+    expect(isAbortError(new Error("AbortError"))).toBe(false);
+    expect(isAbortError(new NextTimeoutError(5))).toBe(false);
+    expect(isAbortError(null)).toBe(false);
+    expect(isAbortError("AbortError")).toBe(false);
   });
 
   it("a signal aborted after consume() resolved closes the iterator", async () => {
