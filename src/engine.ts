@@ -77,6 +77,13 @@ interface OpenRequest {
 
 const NANOS_PER_MS = 1_000_000;
 const RETRY_BASE_MS = 50;
+/**
+ * Shortest time a retired inbox keeps listening, ms, whatever `expires` is. A new consumer leader
+ * sends 409 Leadership Change to the requests open on the dead one, and a nats-server election
+ * takes seconds (Raft election timeouts of 4–9 s, after the loss is noticed): the 409 can come
+ * after the request's own `expires`, and it is the earliest sign that pulls work again.
+ */
+const RETIRED_LISTEN_MIN_MS = 15_000;
 /** Backoff cap after 409 Exceeded MaxWaiting, ms. */
 const MAX_WAITING_RETRY_MS = 200;
 const enc = new TextEncoder();
@@ -122,7 +129,7 @@ export class PullEngine {
         closedByConnection: () => this.onSubscriptionLost(),
       },
       cfg.opts.idle_heartbeat,
-      cfg.opts.expires,
+      Math.max(cfg.opts.expires, RETIRED_LISTEN_MIN_MS),
     );
     this.pullSubject = `${cfg.prefix}.CONSUMER.MSG.NEXT.${cfg.stream}.${cfg.consumer}`;
     this.hbLimit = 2 * cfg.opts.idle_heartbeat;

@@ -9,7 +9,8 @@
  * - `drop`: the old inbox is unsubscribed at once (behind a fence): a request of it that
  *   survived on the server loses interest and is never served.
  * - `retire`: the old inbox keeps listening until it or the new one shows life, or `retireMs`
- *   passes — a new consumer leader sends 409 Leadership Change to requests open on the old one.
+ *   passes — a new consumer leader sends 409 Leadership Change to requests open on the old one,
+ *   possibly after their `expires` (elections take seconds).
  *
  * Every unsubscribe is fenced: UNSUB, then PING/PONG (nats.js `sub.drain()`), bounded by a
  * timeout, so every message the server sent before the UNSUB is delivered. Every promise here
@@ -50,7 +51,7 @@ export class Inboxes {
     private readonly events: InboxEvents,
     /** Fence timeout when letting a replaced generation go, ms. */
     private readonly fenceMs: number,
-    /** Longest a retired generation keeps listening, ms (the request's `expires`). */
+    /** Longest a retired generation keeps listening, ms (`expires`, at least 15 s: engine.ts). */
     private readonly retireMs: number,
   ) {}
 

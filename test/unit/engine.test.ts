@@ -643,6 +643,24 @@ describe("heartbeats", () => {
     await shutdown(ctx);
   });
 
+  it("a slow election: 409 Leadership Change on the first retired inbox after its request's expires still brings a pull at once", async () => {
+    // expires 5 s, heartbeats 1 s: the consumer leader dies with p1 open, and the new one is
+    // elected 8 s later (nats-server 2.9's Raft elections take seconds), after p1's expires.
+    const ctx = start({ expires: 5_000 }, { flushMode: "auto" });
+    const { nc, notes } = ctx;
+    const p1 = nc.lastPull();
+    for (let t = 0; t < 8_000; t += 1_000) {
+      await tick(1_000);
+      await settle();
+    }
+    expect(ofType(notes, "heartbeats_missed").length).toBeGreaterThanOrEqual(3);
+    const before = nc.pulls.length;
+    nc.sendStatus(p1, 409, "Leadership Change");
+    await settle();
+    expect(nc.pulls).toHaveLength(before + 1);
+    await shutdown(ctx);
+  });
+
   it("409 Leadership Change on a retired inbox while the new request is alive: no extra pull", async () => {
     const ctx = start({}, { flushMode: "auto" });
     const { nc } = ctx;
