@@ -11,12 +11,13 @@
  * When an ack leaves the process (the contract, docs/design.md "Acks"):
  * - at the end of the turn it was made in: after the microtasks of that turn, before any timer,
  *   I/O callback or signal handler runs;
- * - earlier, whenever the iterator flushes: before it sends NAKs or an `ackAck()`, before it
- *   unsubscribes, and before `next()` reports the end of the iterator (so the code after a
- *   `for await` loop, typically `nc.close()`, finds every ack already in nats.js's buffer);
- * - and when the connection reports `close`.
- * An ack made in the same turn as a direct `nc.close()` that none of these precede may not be
- * sent; the server then redelivers that message after `ack_wait` (a duplicate, never a loss).
+ * - earlier when the iterator flushes: before `next()` or `for await` reports the end (so the
+ *   code after the loop, typically `nc.close()`, finds every ack in nats.js's buffer), with the
+ *   NAKs of `close()` and its own NAKs, before `ackAck()` and `next(subj)`, and when `closed()`
+ *   resolves.
+ * An ack followed by `nc.close()` in the same turn, with none of these in between, is not sent
+ * with nats.js v2 (its close() refuses publishes at once; v3's yields first): the server then
+ * redelivers that message after `ack_wait` (a duplicate, never a loss).
  */
 import type { NatsConnectionLike } from "./connection.js";
 

@@ -2,8 +2,9 @@
  * Errors of jetstream-iter. Each class has a stable `name` and `code` (match on `code`, not on
  * the message), keeps what caused it in `cause`, and says below whether it ends the iterator.
  *
- * Aborts are `AbortError`s, named as abort-controller-x and the DOM name theirs; recognise them
- * with {@link isAbortError} (this one or abort-controller-x's: both go by the name).
+ * Aborts reject with {@link AbortError}, whose `name` is "AbortError" as in abort-controller-x
+ * and the DOM; recognise them with {@link isAbortError} (this one or abort-controller-x's: both
+ * go by the name).
  */
 
 /** Stable codes of the errors below. */
@@ -37,8 +38,8 @@ export class AbortError extends Error {
 }
 
 /**
- * True for any abort: this library's `AbortError`, abort-controller-x's, a DOM `AbortError`
- * (`fetch`, `AbortSignal.timeout()` aside, which names its error `TimeoutError`).
+ * True for any abort error: this library's `AbortError`, abort-controller-x's, and a DOM one
+ * (`fetch` aborted, say). The reason of `AbortSignal.timeout()` is a `TimeoutError`, not one.
  */
 export function isAbortError(error: unknown): boolean {
   return (

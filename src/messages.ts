@@ -183,8 +183,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     // not hand the NAKed messages straight back to our own open request.
     const engineClosed = this.engine.close(buffer === "nak" ? DEFAULT_DRAIN_TIMEOUT : 0);
     if (buffer !== "keep") this.discardBuffer(buffer);
-    // The NAKs (and the acks of this turn) leave now, not at the end of the turn: the caller
-    // may close the connection next.
+    // The acks of this turn leave now, not at its end: the caller may close the connection next.
     this.acks.flush();
     engineClosed.then(() => {
       this.engineClosed = true;
