@@ -106,6 +106,47 @@ const DOT = 46;
  * (`parseAckReply` builds the full `DeliveryInfo`, lazily, when a message's `info` is read.)
  */
 export function scanAckReply(reply: string, stream: string, consumer: string): number | string {
+  // The common case in one pass: `$JS.ACK.<stream>.<consumer>.<five counters>`, nothing after.
+  if (
+    reply.startsWith("$JS.ACK.") &&
+    reply.startsWith(stream, 8) &&
+    reply.charCodeAt(8 + stream.length) === DOT &&
+    reply.startsWith(consumer, 9 + stream.length) &&
+    reply.charCodeAt(9 + stream.length + consumer.length) === DOT
+  ) {
+    const pending = scanCounters(reply, 10 + stream.length + consumer.length);
+    if (pending >= 0) return pending;
+  }
+  return scanAckReplySlowly(reply, stream, consumer);
+}
+
+/**
+ * The five counters of a 9-token ack subject, from `i` to the end of `reply`: the `pending`
+ * counter, or -1 if they are not five decimal numbers ending the subject with a delivery count
+ * of at least 1 (then the full check says why).
+ */
+function scanCounters(reply: string, i: number): number {
+  let value = 0;
+  for (let field = 0; field < 5; field++) {
+    const start = i;
+    value = 0;
+    for (; i < reply.length; i++) {
+      const c = reply.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) break;
+      value = value * 10 + c;
+    }
+    if (i === start || i - start > 20) return -1;
+    if (field === 0 && value < 1) return -1;
+    if (field < 4) {
+      if (reply.charCodeAt(i) !== DOT) return -1;
+      i++;
+    }
+  }
+  return i === reply.length ? value : -1;
+}
+
+/** Every layout (JetStream domains too), and the reason when the subject is not usable. */
+function scanAckReplySlowly(reply: string, stream: string, consumer: string): number | string {
   if (!reply.startsWith("$JS.ACK.")) return "reply subject is not $JS.ACK";
   let tokens = 1;
   for (let i = 0; i < reply.length; i++) if (reply.charCodeAt(i) === DOT) tokens++;

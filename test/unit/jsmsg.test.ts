@@ -40,6 +40,9 @@ describe("parseAckReply", () => {
     ["_INBOX.abc", "not $JS.ACK"],
     ["$JS.ACK.S.C.1.2.3", "tokens"],
     ["$JS.ACK.S.C.1.2.3.4.5.6", "tokens"],
+    ["$JS.ACK.S.C.1.2.3.4.5.", "tokens"],
+    ["$JS.ACK.S.C.1.2.3.4.5x", "non-numeric"],
+    ["$JS.ACK.S.C.1.2.3.123456789012345678901.5", "non-numeric"],
     ["$JS.ACK.S.C.x.2.3.4.5", "non-numeric"],
     ["$JS.ACK.S.C.1.2.-3.4.5", "non-numeric"],
     ["$JS.ACK.S.C.0.2.3.4.5", "delivery count 0"],
@@ -87,12 +90,19 @@ describe("scanAckReply (the per-message check)", () => {
       42,
     );
     expect(scanAckReply("$JS.ACK._.HASH.S.C.1.5.6.7.0", "S", "C")).toBe(0);
+    // a domain and account hash that look like the stream and consumer: still the 11+ layout
+    expect(scanAckReply("$JS.ACK.S.C.S.C.1.2.3.4.5.tok", "S", "C")).toBe(5);
+    // the timestamp's 19 digits do not spill into pending
+    expect(scanAckReply("$JS.ACK.S.C.1.2.3.99999999999999999999.8", "S", "C")).toBe(8);
   });
 
   it.each([
     ["_INBOX.abc", "not $JS.ACK"],
     ["$JS.ACK.S.C.1.2.3", "tokens"],
     ["$JS.ACK.S.C.1.2.3.4.5.6", "tokens"],
+    ["$JS.ACK.S.C.1.2.3.4.5.", "tokens"],
+    ["$JS.ACK.S.C.1.2.3.4.5x", "non-numeric"],
+    ["$JS.ACK.S.C.1.2.3.123456789012345678901.5", "non-numeric"],
     ["$JS.ACK.S.C.x.2.3.4.5", "non-numeric"],
     ["$JS.ACK.S.C.1.2.-3.4.5", "non-numeric"],
     ["$JS.ACK.S.C.1..3.4.5", "non-numeric"],
