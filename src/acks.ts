@@ -30,21 +30,16 @@ const afterMicrotasks: (fn: () => void) => void =
 export class AckQueue {
   /** Pairs of subject and payload, flat: no object per ack. */
   private readonly queued: (string | Uint8Array)[] = [];
-  private scheduled = false;
-  private readonly onTurnEnd = (): void => {
-    this.scheduled = false;
-    this.flush();
-  };
+  private readonly onTurnEnd = (): void => this.flush();
 
   constructor(private readonly nc: Pick<NatsConnectionLike, "publish">) {}
 
   /** Queues one ack (fire-and-forget: never throws). */
   send(subject: string, payload: Uint8Array): void {
+    // The first ack since the queue was last emptied schedules the flush. (After an early
+    // flush() a turn may schedule two; the second finds nothing to send.)
+    if (this.queued.length === 0) afterMicrotasks(this.onTurnEnd);
     this.queued.push(subject, payload);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      afterMicrotasks(this.onTurnEnd);
-    }
   }
 
   /** Acks queued and not yet handed to the connection. */

@@ -28,10 +28,12 @@ export class Channel<T> {
   /**
    * @param onTake called after an item left the channel (taken or handed to a waiter), with it
    * @param onEmptyAfterEnd called once when the channel is closed and holds no more items
+   * @param onEnd called each time the end item is handed out (taken, or given to a waiter)
    */
   constructor(
     private readonly onTake: (item: T, weight: number) => void = () => {},
     private readonly onEmptyAfterEnd: () => void = () => {},
+    private readonly onEnd: () => void = () => {},
   ) {}
 
   /** Items waiting to be taken (the end item is not counted). */
@@ -87,6 +89,7 @@ export class Channel<T> {
       if (this.endItem && this.size === 0) this.onEmptyAfterEnd();
       return item;
     }
+    if (this.endItem) this.onEnd();
     return this.endItem;
   }
 
@@ -120,6 +123,7 @@ export class Channel<T> {
     // Waiters only exist while the channel is empty: all of them get the end item.
     const waiters = this.waiters;
     this.waiters = [];
+    if (waiters.length > 0) this.onEnd();
     for (const w of waiters) w(end);
     if (this.size === 0) this.onEmptyAfterEnd();
     return true;

@@ -110,6 +110,8 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
         this.channelEmpty = true;
         this.maybeDone();
       },
+      // The end is handed out: the code after the loop (often nc.close()) finds every ack sent.
+      () => this.acks.flush(),
     );
     this.engine = new PullEngine(
       {
@@ -231,7 +233,6 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
   }
 
   private closedError(end: End): MsgIteratorClosedError {
-    this.acks.flush();
     return new MsgIteratorClosedError(end.error);
   }
 
@@ -300,8 +301,6 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     const finished: IteratorReturnResult<undefined> = { done: true, value: undefined };
     const result = (item: JsMsg | End): IteratorResult<M> => {
       if (!isEnd(item)) return { done: false, value: this.handOut(item) };
-      // The loop ends here: the code after it (often nc.close()) finds every ack sent.
-      this.acks.flush();
       if (item.error) throw item.error;
       return finished;
     };
@@ -335,10 +334,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
       if (item === undefined) {
         item = await new Promise<JsMsg | End>((resolve) => void this.channel.take(resolve));
       }
-      if (isEnd(item)) {
-        this.acks.flush();
-        return;
-      }
+      if (isEnd(item)) return;
       try {
         const r = callback(this.handOut(item));
         if (

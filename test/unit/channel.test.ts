@@ -346,4 +346,36 @@ describe("Channel", () => {
       expect(calls).toEqual(["waiter", "empty"]);
     });
   });
+
+  describe("onEnd", () => {
+    it("runs each time the end item is handed out, before the taker gets it, and never for values", () => {
+      const calls: string[] = [];
+      const ch = new Channel<number>(undefined, undefined, () => calls.push("end"));
+      ch.take((item) => calls.push(isEnd(item) ? "waiter got end" : `waiter got ${item}`));
+      ch.push(1);
+      ch.take((item) => calls.push(isEnd(item) ? "waiter got end" : `waiter got ${item}`));
+      ch.close(undefined);
+      ch.tryTake();
+      ch.take(() => calls.push("late waiter got end"));
+      expect(calls).toEqual([
+        "waiter got 1",
+        "end",
+        "waiter got end",
+        "end",
+        "end",
+        "late waiter got end",
+      ]);
+    });
+
+    it("does not run while items remain before the end", () => {
+      const onEnd = vi.fn();
+      const ch = new Channel<number>(undefined, undefined, onEnd);
+      ch.push(1);
+      ch.close(undefined);
+      expect(ch.tryTake()).toBe(1);
+      expect(onEnd).not.toHaveBeenCalled();
+      expect(isEnd(ch.tryTake())).toBe(true);
+      expect(onEnd).toHaveBeenCalledTimes(1);
+    });
+  });
 });

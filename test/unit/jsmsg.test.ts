@@ -3,6 +3,20 @@ import { AckQueue } from "../../src/acks.js";
 import type { MsgLike, NatsConnectionLike } from "../../src/connection.js";
 import { JsMsg, parseAckReply, scanAckReply } from "../../src/jsmsg.js";
 
+/** Ack subjects both parsers refuse, with a word of the reason they give. */
+const MALFORMED: [string, string][] = [
+  ["_INBOX.abc", "not $JS.ACK"],
+  ["$JS.ACK.S.C.1.2.3", "tokens"],
+  ["$JS.ACK.S.C.1.2.3.4.5.6", "tokens"],
+  ["$JS.ACK.S.C.1.2.3.4.5.", "tokens"],
+  ["$JS.ACK.S.C.1.2.3.4.5x", "non-numeric"],
+  ["$JS.ACK.S.C.1.2.3.123456789012345678901.5", "non-numeric"],
+  ["$JS.ACK.S.C.x.2.3.4.5", "non-numeric"],
+  ["$JS.ACK.S.C.1.2.-3.4.5", "non-numeric"],
+  ["$JS.ACK.S.C.1..3.4.5", "non-numeric"],
+  ["$JS.ACK.S.C.0.2.3.4.5", "delivery count 0"],
+];
+
 describe("parseAckReply", () => {
   it("reads the 9-token layout", () => {
     const info = parseAckReply("$JS.ACK.ORDERS.worker.3.120.45.1700000000123456789.7");
@@ -36,22 +50,14 @@ describe("parseAckReply", () => {
     expect(parseAckReply("$JS.ACK._.H.S.C.1.5.6.7.0")).toMatchObject({ domain: "", stream: "S" });
   });
 
-  it.each([
-    ["_INBOX.abc", "not $JS.ACK"],
-    ["$JS.ACK.S.C.1.2.3", "tokens"],
-    ["$JS.ACK.S.C.1.2.3.4.5.6", "tokens"],
-    ["$JS.ACK.S.C.1.2.3.4.5.", "tokens"],
-    ["$JS.ACK.S.C.1.2.3.4.5x", "non-numeric"],
-    ["$JS.ACK.S.C.1.2.3.123456789012345678901.5", "non-numeric"],
-    ["$JS.ACK.S.C.x.2.3.4.5", "non-numeric"],
-    ["$JS.ACK.S.C.1.2.-3.4.5", "non-numeric"],
-    ["$JS.ACK.S.C.0.2.3.4.5", "delivery count 0"],
-    ["$JS.ACK..C.1.2.3.4.5", "non-numeric"],
-  ])("rejects %s with a reason", (reply, reason) => {
-    const r = parseAckReply(reply);
-    expect(typeof r).toBe("string");
-    expect(r).toContain(reason);
-  });
+  it.each([...MALFORMED, ["$JS.ACK..C.1.2.3.4.5", "non-numeric"]])(
+    "rejects %s with a reason",
+    (reply, reason) => {
+      const r = parseAckReply(reply);
+      expect(typeof r).toBe("string");
+      expect(r).toContain(reason);
+    },
+  );
 });
 
 function fakeNc(version = "2.9.10") {
@@ -97,16 +103,7 @@ describe("scanAckReply (the per-message check)", () => {
   });
 
   it.each([
-    ["_INBOX.abc", "not $JS.ACK"],
-    ["$JS.ACK.S.C.1.2.3", "tokens"],
-    ["$JS.ACK.S.C.1.2.3.4.5.6", "tokens"],
-    ["$JS.ACK.S.C.1.2.3.4.5.", "tokens"],
-    ["$JS.ACK.S.C.1.2.3.4.5x", "non-numeric"],
-    ["$JS.ACK.S.C.1.2.3.123456789012345678901.5", "non-numeric"],
-    ["$JS.ACK.S.C.x.2.3.4.5", "non-numeric"],
-    ["$JS.ACK.S.C.1.2.-3.4.5", "non-numeric"],
-    ["$JS.ACK.S.C.1..3.4.5", "non-numeric"],
-    ["$JS.ACK.S.C.0.2.3.4.5", "delivery count 0"],
+    ...MALFORMED,
     ["$JS.ACK.S.OTHER.1.2.3.4.5", "another stream or consumer"],
     ["$JS.ACK.SS.C.1.2.3.4.5", "another stream or consumer"],
     ["$JS.ACK.d.h.S.CC.1.2.3.4.5", "another stream or consumer"],
