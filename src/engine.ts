@@ -1,16 +1,23 @@
 /**
- * The pull engine: speaks the JetStream pull protocol for one iterator.
+ * The pull engine: speaks the JetStream pull protocol for one iterator. It coordinates four
+ * pieces, each in its own module:
  *
- * - Buffered (held by the iterator) plus requested-and-not-received never exceeds
- *   `max_messages` / `max_bytes`; a request is published for the room left when what is held
- *   falls to the threshold. Usually one request is open; a second only while the server reports
- *   a backlog larger than what is requested (never with `max_bytes`). Data belongs to the oldest
- *   open request: the server serves them in order.
- * - Requests reply to `<inbox>.<n>` of the current inbox generation (src/inboxes.ts), so a status
- *   names the request it is about. A fault that may have left a request alive on the server moves
- *   to a new generation; data still arriving on an old one is NAKed, never buffered.
- * - Every method here is synchronous; promises (flush, drain, consumer info) re-check state when
- *   they settle and change nothing if the world moved on.
+ * - the **ledger** (src/ledger.ts): what the open pull requests may still deliver. Buffered plus
+ *   outstanding never exceeds `max_messages` / `max_bytes`; a request is published for the room
+ *   left when what is held falls to the threshold. A second request goes out while one is open
+ *   only when the server reports a backlog larger than what is outstanding (never with
+ *   `max_bytes`). The server serves open requests round robin, so the ledger keeps totals and
+ *   never asks which request a message answered.
+ * - the **inboxes** (src/inboxes.ts): requests reply to `<inbox>.<n>` of the current inbox
+ *   generation, so a status names its request. A fault that may have left a request alive on the
+ *   server moves to a new generation; data still arriving on an old one is NAKed, never buffered.
+ * - the **status mapping** (src/statuses.ts): code + description → what to do, a pure function.
+ * - the **heartbeat monitor** (src/heartbeats.ts): counts missed heartbeats as nats.js does; the
+ *   engine decides the recovery (a PING to tell a hung server from lost requests).
+ *
+ * Every method here is synchronous; promises (flush, fences, consumer info) re-check state when
+ * they settle and change nothing if the world moved on. No flag holds anything back across an
+ * await: whether to pull is decided from the ledger and the buffer alone.
  */
 
 import type { AckQueue } from "./acks.js";
@@ -19,8 +26,6 @@ import {
   msgSize,
   type NatsConnectionLike,
   newInbox,
-  onConnectionClosed,
-  type StatusIteratorLike,
   serverAtLeast,
 } from "./connection.js";
 import {
@@ -30,29 +35,36 @@ import {
   JetStreamStatusError,
   StreamNotFoundError,
 } from "./errors.js";
+import { HeartbeatMonitor } from "./heartbeats.js";
 import { type Generation, Inboxes } from "./inboxes.js";
 import { type AckTarget, JsMsg, scanAckReply } from "./jsmsg.js";
+import { PullLedger } from "./ledger.js";
+import { Link } from "./link.js";
 import { ConsumerLookup, type LookupResult } from "./lookup.js";
 import type { Notification, PullRequest } from "./notifications.js";
 import type { ResolvedOptions } from "./options.js";
+import { classifyStatus } from "./statuses.js";
 
 /** What the engine needs from the iterator that owns it. */
 export interface EngineHost {
   /** Messages (`size`) and bytes buffered, not yet handed out: the channel itself. */
   readonly held: { readonly size: number; readonly bytes: number };
-  /** A data message of the open request, already accounted: buffer it (or NAK it if closed). */
+  /** A data message the ledger accounted for: buffer it (or NAK it if closed). */
   deliver(msg: JsMsg, bytes: number): void;
-  /** A data message that must not be buffered (its request is gone): NAK it. */
+  /** A data message that must not be buffered (no open request accounts for it): NAK it. */
   reject(msg: JsMsg, reason: string): void;
   notify(n: Notification): void;
   /** The connection is gone: drop what is buffered (it can be neither acked nor NAKed). */
   drop(): void;
   /**
    * The consumer must end: `terminal` for a server status no retry can fix (fence, hand out
-   * the buffer, then end with `error`); `lost` when the connection or our subscription ended
-   * (nothing more can be acked or fenced).
+   * the buffer, then end with `error`); `lost` when the connection closed (nothing more can be
+   * acked or fenced). For `lost` the verdict (an error for a failure, undefined for a close by the
+   * application) may come a little later, as a promise that always settles: the iterator ends at
+   * once, and nothing gentler (a `drain()`) can change how it ended meanwhile.
    */
-  end(kind: "terminal" | "lost", error?: Error): void;
+  end(kind: "terminal", error: Error): void;
+  end(kind: "lost", verdict: Error | undefined | Promise<Error | undefined>): void;
 }
 
 export interface EngineConfig {
@@ -66,13 +78,6 @@ export interface EngineConfig {
   apiTimeout: number;
   /** The iterator's outgoing acks (acks.ts): the messages it makes queue their acks there. */
   acks: AckQueue;
-}
-
-interface OpenRequest {
-  /** The reply subject the request was published with. */
-  readonly id: string;
-  msgs: number;
-  bytes: number;
 }
 
 const NANOS_PER_MS = 1_000_000;
@@ -90,32 +95,24 @@ const enc = new TextEncoder();
 
 export class PullEngine {
   private running = true;
+  private readonly link: Link;
   private readonly inboxes: Inboxes;
+  private readonly ledger = new PullLedger();
+  private readonly monitor: HeartbeatMonitor;
   private reqSeq = 0;
-  /**
-   * Open pull requests, oldest first: the server serves them in this order, so a data message
-   * belongs to the first. More than one is open only while the server has a backlog.
-   */
-  private requests: OpenRequest[] = [];
   /** Messages the server still had for the consumer after the last delivery (ack subject). */
   private backlog = 0;
-  private connected = true;
-  private lastActivity = 0;
-  /** Something arrived on the current generation since the open request was published. */
-  private requestLive = false;
-  private hbTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When the newest request was published (Date.now()). */
+  private pulledAt = 0;
+  /** The monitor's life count when the newest request was published. */
+  private lifeAtPull = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private retryAttempt = 0;
-  /** The flush that checks a silent server after missed heartbeats; undefined when none. */
-  private probe: object | undefined;
   private readonly lookup: ConsumerLookup;
   private notFound = 0;
-  private statusIter: StatusIteratorLike | undefined;
-  private unwatchClosed: (() => void) | undefined;
   private finished: Promise<void> | undefined;
   private readonly pullSubject: string;
   private readonly ackTarget: AckTarget;
-  private readonly hbLimit: number;
 
   constructor(
     private readonly cfg: EngineConfig,
@@ -131,14 +128,22 @@ export class PullEngine {
       cfg.opts.idle_heartbeat,
       Math.max(cfg.opts.expires, RETIRED_LISTEN_MIN_MS),
     );
+    this.monitor = new HeartbeatMonitor(cfg.opts.idle_heartbeat, (n) => this.onMissed(n));
+    this.link = new Link(cfg.nc, {
+      disconnected: () => this.watchHeartbeats(),
+      reconnected: () => this.onReconnect(),
+      ended: (verdict) => {
+        this.onSubscriptionLost();
+        this.host.end("lost", verdict);
+      },
+    });
     this.pullSubject = `${cfg.prefix}.CONSUMER.MSG.NEXT.${cfg.stream}.${cfg.consumer}`;
-    this.hbLimit = 2 * cfg.opts.idle_heartbeat;
     this.lookup = new ConsumerLookup({
       nc: cfg.nc,
       subject: `${cfg.prefix}.CONSUMER.INFO.${cfg.stream}.${cfg.consumer}`,
       timeout: Math.min(cfg.apiTimeout, Math.max(250, cfg.opts.idle_heartbeat / 2)),
       interval: Math.max(100, cfg.opts.idle_heartbeat / 4),
-      retry: () => this.running && this.connected && !this.hasLife(),
+      retry: () => this.running && this.link.connected && !this.heardSincePull(),
       answered: (result, afterOutage) => this.onLookup(result, afterOutage),
     });
     this.ackTarget = {
@@ -150,35 +155,36 @@ export class PullEngine {
     };
   }
 
-  /** Subscribes, watches the connection, and publishes the first pull. */
+  /**
+   * Subscribes, watches the connection, publishes the first pull and (unless `bind`) looks the
+   * consumer up once, so that a misspelt stream or consumer is reported within one API round
+   * trip: nats-server 2.9.10 answers a pull for a consumer that does not exist with nothing.
+   */
   start(): void {
-    this.unwatchClosed = onConnectionClosed(this.cfg.nc, (err) => this.connectionEnded(err));
-    this.watchStatus();
+    this.link.start();
     this.subscribe();
     this.maybePull();
+    this.checkConsumer();
   }
 
   /** Publishes a pull request if one is due. Idempotent; call it whenever what is held drops. */
   maybePull(): void {
-    if (!this.running || !this.connected || this.retryTimer || this.probe) return;
+    if (!this.running || !this.link.connected || this.retryTimer) return;
     const g = this.inboxes.current;
-    if (!g) return;
+    if (!g || g.fencing) return;
     const o = this.cfg.opts;
     const held = this.host.held;
-    let outMsgs = 0;
-    let outBytes = 0;
-    for (const r of this.requests) {
-      outMsgs += r.msgs;
-      outBytes += r.bytes > 0 ? r.bytes : 0;
-    }
-    // What is held counts buffered plus requested-and-not-received: the bound never moves.
+    const ledger = this.ledger;
+    const outMsgs = ledger.outstandingMessages;
+    const outBytes = ledger.outstandingBytes;
+    // What is held counts buffered plus outstanding: the bound never moves.
     if (held.size + outMsgs > o.threshold_messages) return;
     if (o.max_bytes > 0 && held.bytes + outBytes > o.threshold_bytes) return;
     // Another request while one is open only helps when the server has more than is already
     // requested; a caught-up consumer keeps one request waiting for new messages. With
-    // max_bytes, one at a time: the server may end a request early when the next message does
-    // not fit its bytes, so which request a message belongs to would be ambiguous.
-    if (this.requests.length > 0 && (o.max_bytes > 0 || this.backlog <= outMsgs)) return;
+    // max_bytes, one at a time: the server ends such a request without a word once its bytes
+    // are used up, which the ledger can only tell when it is the only one.
+    if (ledger.openRequests > 0 && (o.max_bytes > 0 || this.backlog <= outMsgs)) return;
     const batch = o.max_messages - held.size - outMsgs;
     const maxBytes = o.max_bytes > 0 ? o.max_bytes - held.bytes - outBytes : 0;
     if (batch <= 0 || (o.max_bytes > 0 && maxBytes <= 0)) return;
@@ -189,45 +195,42 @@ export class PullEngine {
       idle_heartbeat: o.idle_heartbeat * NANOS_PER_MS,
     };
     if (maxBytes > 0) body.max_bytes = maxBytes;
-    const request: OpenRequest = { id, msgs: batch, bytes: maxBytes };
-    this.requests.push(request);
-    this.lastActivity = Date.now();
-    this.requestLive = false;
+    ledger.opened({ id, msgs: batch, bytes: maxBytes });
     try {
       this.cfg.nc.publish(this.pullSubject, enc.encode(JSON.stringify(body)), { reply: id });
     } catch (err) {
       // The connection refuses publishes (closed or draining): its closed() ends us.
-      this.endRequest(request);
-      this.host.notify({ type: "debug", code: 0, description: `pull not sent: ${String(err)}` });
+      ledger.refused(id);
+      this.debug(`pull not sent: ${String(err)}`);
       return;
     }
+    this.pulledAt = Date.now();
+    this.lifeAtPull = this.monitor.lifeCount;
     this.host.notify({ type: "next", options: body });
-    this.ensureMonitor();
+    this.watchHeartbeats();
   }
 
   /** No more pull requests, ever. Idempotent. */
   stopPulling(): void {
     this.running = false;
-    this.clearTimers();
+    this.lookup.cancel();
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.monitor.watch(false);
   }
 
   /**
    * Unsubscribes every inbox behind a fence (UNSUB, then PING/PONG) so that every message the
    * server sent before the unsubscribe is delivered, bounded by `timeoutMs`; then removes every
    * listener and timer. `timeoutMs` 0 (or a disconnected / closed connection) skips the fence.
-   * Resolves when nothing of ours is left on the connection. Idempotent: later calls return
-   * the first call's promise.
+   * Resolves when nothing of ours is left on the connection. A later call shortens a fence in
+   * progress to its own bound (a harsher end cuts a gentler one) and resolves with the first.
    */
   close(timeoutMs: number): Promise<void> {
-    if (this.finished) return this.finished;
     this.stopPulling();
-    const fence = timeoutMs > 0 && this.connected && !this.cfg.nc.isClosed();
-    this.finished = this.inboxes.closeAll(fence ? timeoutMs : 0).then(() => {
-      this.statusIter?.stop?.();
-      this.statusIter = undefined;
-      this.unwatchClosed?.();
-      this.unwatchClosed = undefined;
-    });
+    const fence = timeoutMs > 0 && this.link.connected && !this.cfg.nc.isClosed();
+    const unsubscribed = this.inboxes.closeAll(fence ? timeoutMs : 0);
+    this.finished ??= unsubscribed.then(() => this.link.stop());
     return this.finished;
   }
 
@@ -241,9 +244,11 @@ export class PullEngine {
     }
   }
 
-  /** Moves to a new inbox generation after a fault; the open request is forgotten. */
+  /** Moves to a new inbox generation after a fault; its open requests are forgotten. */
   private rotate(how: "retire" | "drop"): void {
-    this.requests = [];
+    this.ledger.reset();
+    // Once it stopped pulling, the iterator is unsubscribing: no new inbox.
+    if (!this.running) return;
     try {
       this.inboxes.replace(how);
     } catch (err) {
@@ -253,27 +258,14 @@ export class PullEngine {
 
   /**
    * The connection closed our subscription (nc.drain(), nc.close(), lost for good), not us.
-   * Nothing buffered can be acked or NAKed any more: drop it now. How we end is decided when
-   * the connection's closed() settles, which nats.js does right after closing subscriptions.
+   * Nothing buffered can be acked or NAKed any more: drop it now, and end every fence (no PONG
+   * can come). How we end is decided when the connection's closed() settles, which nats.js does
+   * right after closing subscriptions.
    */
   private onSubscriptionLost(): void {
     this.stopPulling();
     this.host.drop();
-  }
-
-  /**
-   * The connection closed. nats.js resolves closed() without an error when a connection with
-   * reconnects off loses its server; only the earlier `disconnect` status tells that from
-   * `nc.close()`. Statuses reach us through microtask chains (v2 relays them twice), so decide
-   * once those have run.
-   */
-  private connectionEnded(err: Error | undefined): void {
-    this.onSubscriptionLost();
-    setImmediate(() => {
-      const cause =
-        err ?? (this.connected ? undefined : new Error("disconnected and not reconnected"));
-      this.host.end("lost", cause ? new ConnectionClosedError(cause) : undefined);
-    });
+    void this.inboxes.closeAll(0);
   }
 
   private onMessage(g: Generation, err: Error | null, msg: MsgLike): void {
@@ -292,24 +284,25 @@ export class PullEngine {
       return;
     }
     const m = new JsMsg(msg, reply, this.ackTarget);
-    const req = this.requests[0];
-    if (g !== this.inboxes.current || !req) {
-      // A retired request is alive after all (a hung server came back): cut its interest.
-      if (g !== this.inboxes.current) this.inboxes.letGo(g);
-      this.host.reject(m, "no open pull request for it");
+    if (g !== this.inboxes.current) {
+      // A request cut off after a fault is alive after all (a hung server came back): cut its
+      // interest, and give the message back.
+      this.inboxes.letGo(g);
+      this.host.reject(m, "its pull request was replaced after a fault");
+      return;
+    }
+    const size = msgSize(msg);
+    if (!this.ledger.received(size)) {
+      this.host.reject(m, "no open pull request accounts for it");
       return;
     }
     this.inboxes.releaseRetired();
-    this.requestLive = true;
-    const size = msgSize(msg);
-    this.lastActivity = Date.now();
+    this.monitor.alive();
     this.retryAttempt = 0;
     this.backlog = pending;
-    req.msgs--;
-    if (req.bytes > 0) req.bytes -= size;
-    if (req.msgs <= 0 || (this.cfg.opts.max_bytes > 0 && req.bytes <= 0)) this.requests.shift();
     this.host.deliver(m, size);
     this.maybePull();
+    this.watchHeartbeats();
   }
 
   private onStatus(g: Generation, msg: MsgLike): void {
@@ -325,47 +318,93 @@ export class PullEngine {
       return;
     }
     this.inboxes.releaseRetired();
-    this.requestLive = true;
-    this.lastActivity = Date.now();
-    const req = this.requests.find((r) => r.id === msg.subject);
-    const d = description.toLowerCase();
-    switch (code) {
-      case 100:
-        if (d.startsWith("idle heartbeat")) {
-          this.host.notify({
-            type: "heartbeat",
-            lastConsumerSequence: toInt(h.get("Nats-Last-Consumer")),
-            lastStreamSequence: toInt(h.get("Nats-Last-Stream")),
-          });
-        } else {
-          this.host.notify({ type: "debug", code, description });
+    this.monitor.alive();
+    const id = msg.subject;
+    const action = classifyStatus(code, description);
+    switch (action.kind) {
+      case "heartbeat":
+        this.host.notify({
+          type: "heartbeat",
+          lastConsumerSequence: toInt(h.get("Nats-Last-Consumer")),
+          lastStreamSequence: toInt(h.get("Nats-Last-Stream")),
+        });
+        break;
+      case "ended": {
+        const pendingMsgs = h.get("Nats-Pending-Messages");
+        const pendingBytes = h.get("Nats-Pending-Bytes");
+        const released = this.ledger.ended(
+          id,
+          pendingMsgs ? toInt(pendingMsgs) : undefined,
+          pendingBytes ? toInt(pendingBytes) : undefined,
+        );
+        if (action.tooLarge) this.host.notify({ type: "exceeded_limits", code, description });
+        if (released === "unknown") {
+          this.debug(`status ${code} ${description} for a request that is not open`);
+          break;
         }
-        return;
-      case 404:
-      case 408:
-        if (!req) {
-          this.debug(`ignored status ${code} of a finished request`);
+        if (released === "ambiguous") this.rotate("drop");
+        if (action.tooLarge) {
+          // Cut short because the buffer holds most of max_bytes: re-pull as usual. A message
+          // larger than max_bytes itself: back off (the server cannot deliver it to us).
+          if (this.host.held.bytes === 0) this.retryLater();
+        } else if (released !== "ambiguous") {
+          const { messagesLeft, bytesLeft } = released;
+          if (messagesLeft > 0 || bytesLeft > 0) {
+            this.host.notify({ type: "discard", messagesLeft, bytesLeft });
+          }
+        }
+        break;
+      }
+      case "limit":
+        this.host.notify({ type: "exceeded_limits", code, description });
+        // Max waiting is contention: the slot frees when another client's request completes,
+        // often within milliseconds, so keep trying often. The other limits are configuration.
+        if (this.ledger.refused(id)) {
+          this.retryLater(action.maxWaiting ? MAX_WAITING_RETRY_MS : undefined);
+        }
+        break;
+      case "leadership":
+        this.host.notify({ type: "debug", code, description });
+        if (this.endWithoutCounts(id)) this.retryLater();
+        break;
+      case "deleted":
+        this.host.notify({ type: "consumer_deleted", code, description });
+        if (this.cfg.opts.abort_on_missing_resource) {
+          const { stream, consumer } = this.cfg;
+          this.host.end("terminal", new ConsumerDeletedError(stream, consumer, description));
           return;
         }
-        this.release(req, h.get("Nats-Pending-Messages"), h.get("Nats-Pending-Bytes"));
-        this.maybePull();
-        return;
-      case 409:
-        this.on409(req, code, description, d);
-        return;
-      case 400:
+        if (this.endWithoutCounts(id)) this.retryLater();
+        break;
+      case "no_responders":
+        this.host.notify({ type: "no_responders", code });
+        if (this.ledger.refused(id)) {
+          this.checkConsumer();
+          this.retryLater();
+        }
+        break;
+      case "terminal":
         this.host.end("terminal", new JetStreamStatusError(code, description));
         return;
-      case 503:
-        this.host.notify({ type: "no_responders", code });
-        if (!req) return;
-        this.endRequest(req);
-        this.checkConsumer();
-        this.retryLater();
-        return;
-      default:
+      case "unknown":
         this.host.notify({ type: "debug", code, description });
+        break;
     }
+    this.maybePull();
+    this.watchHeartbeats();
+  }
+
+  /**
+   * Request `id` ended by a status that does not say what it had left (409 Leadership Change,
+   * 409 Consumer Deleted). Alone, nothing more can come; beside other open requests the ledger
+   * cannot split the totals, so the generation is dropped, cutting them all. False when the
+   * request was not open.
+   */
+  private endWithoutCounts(id: string): boolean {
+    const released = this.ledger.ended(id, undefined, undefined);
+    if (released === "unknown") return false;
+    if (released === "ambiguous") this.rotate("drop");
+    return true;
   }
 
   /**
@@ -376,10 +415,9 @@ export class PullEngine {
    */
   private onRetiredStatus(g: Generation, code: number, description: string): void {
     this.inboxes.letGo(g);
-    if (code === 409 && description.toLowerCase() === "leadership change") {
+    if (classifyStatus(code, description).kind === "leadership") {
       this.host.notify({ type: "debug", code, description });
-      if (this.running && this.connected && !this.hasLife()) {
-        this.probe = undefined; // a heartbeat probe in flight has nothing left to decide
+      if (this.running && this.link.connected && !this.heardSincePull()) {
         // The open request may have reached the new leader: drop its inbox so it is not served.
         this.rotate("drop");
         this.maybePull();
@@ -389,66 +427,9 @@ export class PullEngine {
     this.debug(`ignored status ${code} of a previous inbox`);
   }
 
-  /** Whether the open request (if any) has shown life since it was published. */
-  private hasLife(): boolean {
-    return this.requests.length === 0 || this.requestLive;
-  }
-
-  private on409(req: OpenRequest | undefined, code: number, description: string, d: string): void {
-    const o = this.cfg.opts;
-    if (d === "consumer deleted") {
-      this.host.notify({ type: "consumer_deleted", code, description });
-      if (o.abort_on_missing_resource) {
-        const err = new ConsumerDeletedError(this.cfg.stream, this.cfg.consumer, description);
-        this.host.end("terminal", err);
-        return;
-      }
-      if (req) {
-        this.endRequest(req);
-        this.retryLater();
-      }
-      return;
-    }
-    if (d.startsWith("consumer is push based")) {
-      this.host.end("terminal", new JetStreamStatusError(code, description));
-      return;
-    }
-    if (d.startsWith("exceeded max") || d.startsWith("message size exceeds maxbytes")) {
-      this.host.notify({ type: "exceeded_limits", code, description });
-      if (!req) return;
-      this.endRequest(req);
-      // A request cut short because the buffer took most of max_bytes re-pulls as usual; a
-      // message larger than max_bytes, or a server limit, backs off.
-      if (d.startsWith("message size") && this.host.held.bytes > 0) this.maybePull();
-      // Max waiting is contention: the slot frees when another client's request completes,
-      // often within milliseconds, so keep trying often. The other limits are configuration.
-      else this.retryLater(d.startsWith("exceeded maxwaiting") ? MAX_WAITING_RETRY_MS : undefined);
-      return;
-    }
-    if (d === "leadership change") {
-      this.host.notify({ type: "debug", code, description });
-      if (!req) return;
-      this.endRequest(req);
-      this.retryLater();
-      return;
-    }
-    this.host.notify({ type: "debug", code, description });
-  }
-
-  /** An open request is over (its status said so, or it was never sent). */
-  private endRequest(req: OpenRequest): void {
-    const i = this.requests.indexOf(req);
-    if (i >= 0) this.requests.splice(i, 1);
-  }
-
-  /** An open request ended; the server says how much of it was left undelivered. */
-  private release(req: OpenRequest, pendingMsgs: string, pendingBytes: string): void {
-    const messagesLeft = toInt(pendingMsgs);
-    const bytesLeft = toInt(pendingBytes);
-    this.endRequest(req);
-    if (messagesLeft > 0 || bytesLeft > 0) {
-      this.host.notify({ type: "discard", messagesLeft, bytesLeft });
-    }
+  /** Whether the server showed life since the newest request was published (or none is open). */
+  private heardSincePull(): boolean {
+    return this.ledger.openRequests === 0 || this.monitor.lifeCount !== this.lifeAtPull;
   }
 
   /** Re-pulls after a backoff: 50 ms doubling, capped at `capMs` (≤ `idle_heartbeat`), with jitter. */
@@ -466,50 +447,41 @@ export class PullEngine {
     );
   }
 
-  private ensureMonitor(): void {
-    if (this.hbTimer || !this.running || this.requests.length === 0 || !this.connected) return;
-    if (this.probe) return;
-    const wait = Math.max(1, this.hbLimit - (Date.now() - this.lastActivity));
-    this.hbTimer = setTimeout(this.checkHeartbeats, wait);
+  /** The heartbeat monitor watches while a request is open and the connection is up. */
+  private watchHeartbeats(): void {
+    this.monitor.watch(this.running && this.link.connected && this.ledger.openRequests > 0);
   }
 
-  private readonly checkHeartbeats = (): void => {
-    this.hbTimer = undefined;
-    if (!this.running || this.requests.length === 0 || !this.connected || this.probe) return;
-    if (Date.now() - this.lastActivity < this.hbLimit) {
-      this.ensureMonitor();
-      return;
-    }
-    this.missedHeartbeats();
-  };
-
   /**
-   * Two heartbeat intervals of silence on an open request. Notify; then PING the server: if it
-   * answers and the request is still silent, the request is gone (restart, failover): move to a
-   * new inbox and pull again. If the server does not answer (hung), nothing is stacked: we wait
-   * for it (or for the connection to drop, which re-pulls on reconnect).
+   * `count` heartbeat intervals of silence on the open requests (2, 3, …: once per interval
+   * while it lasts). Notify; then, once the newest request has had two intervals to show life,
+   * look the consumer up (unless `bind`) and, unless that lookup already goes unanswered, PING
+   * the server: if it answers while the requests are still silent, they are gone (restart,
+   * failover): move to a new inbox and pull again. If it does not answer (hung), nothing is
+   * stacked: the next interval asks again.
    */
-  private missedHeartbeats(): void {
-    this.host.notify({ type: "heartbeats_missed", count: 2 });
-    const probe = {};
-    this.probe = probe;
-    const silentSince = this.lastActivity;
+  private onMissed(count: number): void {
+    this.host.notify({ type: "heartbeats_missed", count });
+    if (Date.now() - this.pulledAt < 2 * this.cfg.opts.idle_heartbeat) return;
     this.checkConsumer();
+    // While consumer info goes unanswered the consumer has no leader (or the server is hung):
+    // a pull now would be lost too. The lookup's first answer pulls at once (onLookup).
+    if (this.lookup.inOutage) return;
+    // What the answer is about: this generation, this silence, these requests. A request
+    // published after the PING is not proven lost by its PONG.
+    const gen = this.inboxes.current;
+    const life = this.monitor.lifeCount;
+    const requests = this.reqSeq;
     this.cfg.nc.flush().then(
       () => {
-        if (this.probe !== probe) return;
-        this.probe = undefined;
-        if (!this.running) return;
-        if (this.lastActivity !== silentSince && this.requests.length > 0) {
-          this.ensureMonitor();
-          return;
-        }
+        const silent = this.monitor.lifeCount === life && this.ledger.openRequests > 0;
+        const same = this.inboxes.current === gen && this.reqSeq === requests;
+        if (!this.running || !this.link.connected || !same || !silent) return;
         this.rotate("retire");
         this.maybePull();
+        this.watchHeartbeats();
       },
-      () => {
-        if (this.probe === probe) this.probe = undefined;
-      },
+      () => {},
     );
   }
 
@@ -539,61 +511,36 @@ export class PullEngine {
       return;
     }
     this.notFound = 0;
-    if (afterOutage && this.connected && !this.hasLife()) {
-      this.probe = undefined;
+    if (afterOutage && this.link.connected && !this.heardSincePull()) {
       this.rotate("drop");
       this.maybePull();
+      this.watchHeartbeats();
     }
   }
 
-  private watchStatus(): void {
-    let iter: StatusIteratorLike;
-    try {
-      iter = this.cfg.nc.status();
-    } catch {
-      return;
-    }
-    this.statusIter = iter;
-    (async () => {
-      for await (const s of iter) {
-        if (s.type === "disconnect") {
-          this.connected = false;
-        } else if (s.type === "reconnect") {
-          this.connected = true;
-          if (!this.running) continue;
-          // Requests on the old server may or may not have survived: pull on a fresh inbox, and
-          // drop the old one so a survivor is never served alongside the new request.
-          this.rotate("drop");
-          this.maybePull();
-        }
-      }
-    })().catch(() => {});
-  }
-
-  private clearTimers(): void {
-    this.lookup.cancel();
-    clearTimeout(this.hbTimer);
-    clearTimeout(this.retryTimer);
-    this.hbTimer = undefined;
-    this.retryTimer = undefined;
-    this.probe = undefined;
+  /**
+   * Requests on the old server may or may not have survived: pull on a fresh inbox, and drop
+   * the old one so a survivor is never served alongside the new request.
+   */
+  private onReconnect(): void {
+    if (!this.running) return;
+    this.rotate("drop");
+    this.maybePull();
+    this.watchHeartbeats();
   }
 
   private debug(description: string): void {
     this.host.notify({ type: "debug", code: 0, description });
   }
 
-  /** Test hook: the open request and live generations, for invariant checks. */
+  /** Test hook: what the ledger counts as outstanding, and the live generations. */
   snapshot(): { request: { msgs: number; bytes: number } | undefined; generations: number } {
-    const r = this.requests;
+    const l = this.ledger;
     return {
       request:
-        r.length === 0
+        l.openRequests === 0
           ? undefined
-          : {
-              msgs: r.reduce((n, x) => n + x.msgs, 0),
-              bytes: r.reduce((n, x) => n + Math.max(0, x.bytes), 0),
-            },
+          : { msgs: l.outstandingMessages, bytes: l.outstandingBytes },
       generations: this.inboxes.size,
     };
   }

@@ -74,6 +74,8 @@ export class Inboxes {
     this.live.add(g);
     this.current = g;
     const onClosed = () => {
+      // Closed under a fence (by the connection, say): no PONG will come; the fence ends now.
+      g.endFence?.();
       this.live.delete(g);
       clearTimeout(g.retireTimer);
       if (!g.fencing && g === this.current) this.events.closedByConnection(g);

@@ -37,6 +37,7 @@ export {
 } from "./errors.js";
 export { type DeliveryInfo, JsMsg, type NextPullOptions } from "./jsmsg.js";
 export {
+  CLOSE_FENCE_TIMEOUT,
   type Counters,
   DEFAULT_DRAIN_TIMEOUT,
   Messages,

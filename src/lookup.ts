@@ -37,6 +37,14 @@ export class ConsumerLookup {
 
   constructor(private readonly cfg: LookupConfig) {}
 
+  /**
+   * The last request went unanswered and no answer has come since: the consumer has no leader
+   * (or the server is hung). Pulls sent now would be lost; the first answer says when to pull.
+   */
+  get inOutage(): boolean {
+    return this.unanswered > 0;
+  }
+
   /** Starts a lookup unless one is already under way. */
   check(): void {
     if (this.inFlight || this.timer || this.cancelled) return;

@@ -2,13 +2,17 @@
  * Messages: the iterator the user holds. One ordered lifecycle, declared here:
  *
  *   open ──drain() / stop() / terminal server status──▶ draining ──fence done──▶ closed
- *   open | draining ──close() / break / abort / callback error / connection lost──▶ closed
+ *   open | draining ──close() / break / abort / callback error / connection closed──▶ closed
+ *   closed ──channel empty, engine gone, no callback running──▶ done
  *
- * It only moves forward, and every transition is a small synchronous idempotent function.
- * Entering `closed` puts the end item into the channel: that is the one termination signal,
- * and a pending `next()` settles only through the channel. `closed()` resolves once the
- * channel is also empty (handed out, or discarded) and the engine has removed its
- * subscriptions, listeners and timers.
+ * Phases are ordered (open < draining < closed < done) and only move forward; every transition
+ * is a small synchronous idempotent function guarded by that order. A harsher end cuts a gentler
+ * one in progress: close() or an abort during a drain's fence shortens the fence to close()'s
+ * bound, a closed connection ends it at once. Entering `closed` puts the end item into the
+ * channel: that is the one termination signal, and a pending `next()` settles only through the
+ * channel. `closed()` resolves at `done`: the channel is empty (handed out, or discarded), the
+ * engine has removed its subscriptions, listeners and timers, every callback handed a message
+ * has settled, and the acks they queued have left.
  */
 import { AckQueue } from "./acks.js";
 import { Channel, type End, isEnd } from "./channel.js";
@@ -24,10 +28,23 @@ import type { JsMsg } from "./jsmsg.js";
 import { type Notification, Notifier, toV2, type V2Status } from "./notifications.js";
 import { type ResolvedOptions, resolveDrainTimeout, resolveNextOptions } from "./options.js";
 
-export type Phase = "open" | "draining" | "closed";
+/**
+ * The lifecycle phase: `open`, `draining` (no more pulls; the unsubscribe fence is out),
+ * `closed` (the end item is in the channel; buffered messages may still be handed out) or `done`
+ * (nothing is left: `closed()` has resolved).
+ */
+export type Phase = "open" | "draining" | "closed" | "done";
 
-/** How long `drain()` (and the fence of `close()`) waits for the server by default, ms. */
+const RANK: Record<Phase, number> = { open: 0, draining: 1, closed: 2, done: 3 };
+
+/** How long `drain()` waits for the server to confirm its unsubscribe by default, ms. */
 export const DEFAULT_DRAIN_TIMEOUT = 5_000;
+
+/**
+ * How long `close()` waits for the server to confirm its unsubscribe, at most, ms (messages that
+ * arrive meanwhile are NAKed). A fence already running (a `drain()`) is shortened to this.
+ */
+export const CLOSE_FENCE_TIMEOUT = 1_000;
 
 /** Which nats.js generation's shapes `status()` returns. */
 export type Flavor = "v3" | "v2";
@@ -78,6 +95,15 @@ function deferred<T>(): Deferred<T> {
   return { promise, resolve };
 }
 
+/** Whether `r` is a promise-like that must be awaited (a callback's result). */
+function isThenable(r: unknown): r is PromiseLike<unknown> {
+  return (
+    r !== null &&
+    (typeof r === "object" || typeof r === "function") &&
+    typeof (r as PromiseLike<unknown>).then === "function"
+  );
+}
+
 /**
  * A JetStream pull consumer's messages: `next()`, `for await`, or a callback. `M` is the message
  * type and `S` what `status()` returns, as the nats.js generation in use has them.
@@ -89,10 +115,17 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
   private readonly notifier = new Notifier();
   private readonly opts: ResolvedOptions<unknown>;
   private readonly flavor: Flavor;
-  private drained: Promise<void> | undefined;
+  /** The error that ends the iterator, once known; the first one wins. */
   private terminal: Error | undefined;
+  /** The engine removed its subscriptions, listeners and timers. */
   private engineClosed = false;
-  private channelEmpty = false;
+  /** A callback (callback mode) is running: `done` waits for it to settle. */
+  private callbackRunning = false;
+  /** Resolves when the channel gets its end item: what `drain()` resolves. */
+  private readonly channelClosed = deferred<void>();
+  /** Resolves at closed + empty + engine gone (not waiting for a running callback): `close()`. */
+  private readonly quiet = deferred<void | Error>();
+  /** Resolves at `done`: `closed()`. */
   private readonly done = deferred<void | Error>();
   private readonly counts = { received: 0, processed: 0, naked: 0, dropped: 0 };
   private detachSignal: (() => void) | undefined;
@@ -106,10 +139,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     this.flavor = init.flavor;
     this.channel = new Channel<JsMsg>(
       () => this.engine.maybePull(),
-      () => {
-        this.channelEmpty = true;
-        this.maybeDone();
-      },
+      () => this.maybeDone(),
       // The end is handed out: the code after the loop (often nc.close()) finds every ack sent.
       () => this.acks.flush(),
     );
@@ -140,9 +170,9 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
         },
         notify: (n) => this.notify(n),
         drop: () => this.discardBuffer("lost"),
-        end: (kind, error) => {
-          if (kind === "terminal") this.toDraining(error, DEFAULT_DRAIN_TIMEOUT);
-          else this.toClosed(error, "lost");
+        end: (kind: "terminal" | "lost", why?: Error | Promise<Error | undefined>) => {
+          if (kind === "terminal") this.toDraining(why as Error, DEFAULT_DRAIN_TIMEOUT);
+          else this.toClosed(why, "lost");
         },
       },
     );
@@ -165,38 +195,59 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     this.phase = "draining";
     // The error that ends the iterator is known now; a close() during the fence keeps it.
     this.terminal = error;
-    this.releaseSignal();
     this.engine.stopPulling();
-    this.drained = this.engine.close(timeoutMs).then(() => this.toClosed(undefined, "keep"));
+    void this.engine.close(timeoutMs).then(() => this.toClosed(undefined, "keep"));
   }
 
   /**
-   * Advances state to closed: the channel gets its end item. `keep` leaves the buffer to be
-   * handed out; `nak` NAKs it (redelivered at once); `lost` drops it (the connection is gone).
+   * Advances state to closed: no more pulls; the channel gets its end item. `keep` leaves the
+   * buffer to be handed out; `nak` NAKs it (redelivered at once); `lost` drops it (the connection
+   * is gone). A verdict that is still coming (a lost connection) closes the channel when it
+   * arrives; nothing gentler can change it meanwhile, as the phase has already moved.
    */
-  private toClosed(error: Error | undefined, buffer: "keep" | "nak" | "lost"): void {
-    if (this.phase === "closed") return;
+  private toClosed(
+    verdict: Error | undefined | Promise<Error | undefined>,
+    buffer: "keep" | "nak" | "lost",
+  ): void {
+    if (RANK[this.phase] >= RANK.closed) return;
     this.phase = "closed";
-    this.terminal ??= error;
-    this.releaseSignal();
     this.engine.stopPulling();
-    this.channel.close(this.terminal);
     // Unsubscribe first, NAK after: the server handles the UNSUB before the NAKs, so it does
-    // not hand the NAKed messages straight back to our own open request.
-    const engineClosed = this.engine.close(buffer === "nak" ? DEFAULT_DRAIN_TIMEOUT : 0);
+    // not hand the NAKed messages straight back to our own open request. A fence already out
+    // (drain) is shortened to close()'s bound, or ended for a connection that is gone.
+    const engineClosed = this.engine.close(buffer === "nak" ? CLOSE_FENCE_TIMEOUT : 0);
     if (buffer !== "keep") this.discardBuffer(buffer);
+    if (verdict instanceof Promise) void verdict.then((e) => this.closeChannel(e));
+    else this.closeChannel(verdict);
     // The acks of this turn leave now, not at its end: the caller may close the connection next.
     this.acks.flush();
-    engineClosed.then(() => {
+    void engineClosed.then(() => {
       this.engineClosed = true;
       this.maybeDone();
     });
   }
 
-  /** Advances state to done (closed, empty, engine gone): `closed()` resolves. Idempotent. */
+  /** Puts the end item into the channel, with the error that ended the iterator. Idempotent. */
+  private closeChannel(error: Error | undefined): void {
+    this.terminal ??= error;
+    this.channel.close(this.terminal);
+    this.channelClosed.resolve();
+    this.maybeDone();
+  }
+
+  /**
+   * Advances state to done when closed, empty, the engine gone and no callback running:
+   * `closed()` resolves. (`close()` resolves without waiting for a running callback, so that it
+   * can be awaited inside one.) Idempotent.
+   */
   private maybeDone(): void {
-    if (this.phase !== "closed" || !this.engineClosed || !this.channelEmpty) return;
+    if (this.phase !== "closed" || !this.engineClosed) return;
+    if (!this.channel.closed || this.channel.size > 0) return;
     this.acks.flush();
+    this.quiet.resolve(this.terminal);
+    if (this.callbackRunning) return;
+    this.phase = "done";
+    this.releaseSignal();
     this.notifier.end();
     this.done.resolve(this.terminal);
   }
@@ -335,25 +386,24 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
         item = await new Promise<JsMsg | End>((resolve) => void this.channel.take(resolve));
       }
       if (isEnd(item)) return;
+      this.callbackRunning = true;
       try {
         const r = callback(this.handOut(item));
-        if (
-          r !== null &&
-          typeof r === "object" &&
-          typeof (r as Promise<unknown>).then === "function"
-        ) {
-          await r;
-        }
+        if (isThenable(r)) await r;
       } catch (err) {
         // Ends the iterator with that error — also one already closed (after drain()) whose
         // buffer the callback was still working through: what is left is NAKed.
         const error = err instanceof Error ? err : new Error(String(err));
         this.terminal ??= error;
+        this.callbackRunning = false;
         this.toClosed(error, "nak");
         this.discardBuffer("nak");
         this.maybeDone();
         return;
       }
+      this.callbackRunning = false;
+      // The last callback may settle after the channel emptied: done waits for it.
+      this.maybeDone();
     }
   }
 
@@ -362,9 +412,11 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
   /**
    * Graceful end: no new pulls; unsubscribes behind a fence (PING/PONG, at most `timeout` ms,
    * default 5 000) so every message the server already sent arrives; then closes. Buffered
-   * messages are still handed out after it resolves. Resolves once the fence is done and the
-   * iterator is closed — safe to await inside the loop. Idempotent (later calls return the same
-   * promise); on an iterator closed by `close()` it resolves at once. Never loses a message.
+   * messages are still handed out after it resolves. Resolves once the iterator is closed (the
+   * end item is in the channel) — safe to await inside the loop. A harsher end during the fence
+   * (`close()`, an abort, the connection closing) cuts it short, and this promise resolves then.
+   * Idempotent (later calls resolve together with the first; their `timeout` is ignored); on an
+   * iterator already closed it resolves at once. Never loses a message.
    */
   drain(opts?: { timeout?: number }): Promise<void> {
     let timeout: number;
@@ -374,7 +426,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
       return Promise.reject(err);
     }
     this.toDraining(undefined, timeout);
-    return this.drained ?? Promise.resolve();
+    return this.channelClosed.promise;
   }
 
   /**
@@ -388,22 +440,27 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
 
   /**
    * Immediate end: closes now; buffered messages never handed out are NAKed (redelivered at
-   * once), and so is any that arrives during the unsubscribe fence. Resolves like `closed()`:
-   * `undefined`, or the error that ended the iterator. Never rejects; safe inside the loop and
-   * on an iterator never iterated; idempotent (also after `drain()`: what is still buffered is
-   * NAKed).
+   * once), and so is any that arrives while the server confirms the unsubscribe (at most
+   * {@link CLOSE_FENCE_TIMEOUT} ms; at once on a closed connection). Cuts a `drain()` in
+   * progress: its fence is shortened to the same bound, and what is still buffered is NAKed.
+   * Resolves `undefined`, or the error that ended the iterator, once it is closed, empty and its
+   * subscriptions are gone — without waiting for a callback still running (so it can be awaited
+   * inside one; `closed()` waits for that too). Never rejects; safe inside the loop and on an
+   * iterator never iterated; idempotent.
    */
   close(): Promise<void | Error> {
     this.toClosed(undefined, "nak");
     this.discardBuffer("nak");
-    return this.done.promise;
+    return this.quiet.promise;
   }
 
   /**
-   * Resolves once fully done: closed, nothing left buffered (handed out or discarded), the
-   * subscriptions, listeners and timers gone. Resolves `undefined` for an ordinary end and the
-   * Error for a failure (connection lost, terminal status, callback error, `stop(err)`). Never
-   * rejects. After `drain()` it waits until the buffer is handed out (or `close()` is called).
+   * Resolves once the work is done: closed, nothing left buffered (handed out or discarded), the
+   * subscriptions, listeners and timers gone, every callback handed a message settled (callback
+   * mode), and the acks queued until then handed to the connection. Resolves `undefined` for an
+   * ordinary end and the Error for a failure (connection lost, terminal status, a callback that
+   * threw or rejected — also the last one — `stop(err)`). Never rejects. After `drain()` it waits
+   * until the buffer is handed out (or `close()` or an abort NAKs the rest).
    */
   closed(): Promise<void | Error> {
     return this.done.promise;
@@ -448,7 +505,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     return { ...this.counts, pending: this.channel.size };
   }
 
-  /** The lifecycle state: `open`, `draining` or `closed`. */
+  /** The lifecycle phase: `open`, `draining`, `closed` or `done` (see {@link Phase}). */
   get state(): Phase {
     return this.phase;
   }

@@ -113,7 +113,7 @@ describe("migration from nats.js consume()", () => {
       m.ack();
       expect(messages.state).toBe("open");
     } // leaving the block awaits messages[Symbol.asyncDispose]()
-    expect(held.state).toBe("closed");
+    expect(held.state).toBe("done");
     expect(await held.closed()).toBeUndefined();
     expect(held.counters()).toMatchObject({ received: 10, processed: 1, naked: 9, pending: 0 });
     // NAKed, so redelivered at once (ack_wait is 60 s)

@@ -38,7 +38,7 @@ describe("drain", () => {
     await expect(within(pending, 5000, "next()")).rejects.toBeInstanceOf(MsgIteratorClosedError);
     await within(drained, 5000, "drain()");
     expect(await within(messages.closed(), 5000, "closed()")).toBeUndefined();
-    expect(messages.state).toBe("closed");
+    expect(messages.state).toBe("done");
   });
 
   it("for await blocked on an empty stream, then drain(): the loop ends without throwing", async () => {

@@ -390,7 +390,7 @@ describe("statuses", () => {
     expect(c.done).toBe(true);
     expect(c.error).toBeInstanceOf(JetStreamStatusError);
     expect((c.error as JetStreamStatusError).status).toBe(code);
-    expect(messages.state).toBe("closed");
+    expect(messages.state).toBe("done");
     const err = await messages.next().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MsgIteratorClosedError);
     expect((err as Error).cause).toBe(c.error);
@@ -903,7 +903,7 @@ describe("ending", () => {
     await expect(a).resolves.toBeUndefined();
     await expect(b).resolves.toBeUndefined();
     await expect(messages.closed()).resolves.toBeUndefined();
-    expect(messages.state).toBe("closed");
+    expect(messages.state).toBe("done");
     expectNothingLeft(ctx);
   });
 
@@ -935,7 +935,7 @@ describe("ending", () => {
     expect(n.state).toBe("resolved");
     expect(c.done).toBe(true);
     expect(c.error).toBeUndefined();
-    expect(messages.state).toBe("closed");
+    expect(messages.state).toBe("done");
     await expect(messages.closed()).resolves.toBeUndefined();
     expect(messages.counters().pending).toBe(0);
     expectNothingLeft(ctx);
@@ -1247,7 +1247,7 @@ describe("nothing left behind after closed()", () => {
       expect(done.state).toBe("resolved");
       expect(n6.state).not.toBe("pending");
       expect(n6.error).toBeInstanceOf(MsgIteratorClosedError);
-      expect(messages.state).toBe("closed");
+      expect(messages.state).toBe("done");
       for (const s of [optSignal, s1, s2, s4, s5, s6]) expect(s.live()).toBe(0);
       expect(nc.liveSubscriptions).toBe(0);
       expect(nc.liveStatusListeners).toBe(0);

@@ -300,6 +300,15 @@ interface StatusSpec {
   terminalName?: string;
 }
 
+/** Statuses with which nats-server refuses a request before serving it anything. */
+const REFUSALS: ReadonlySet<StatusKind> = new Set([
+  "maxWaiting",
+  "exceeded",
+  "pushBased",
+  "badRequest",
+  "noResponders",
+]);
+
 function statusSpec(
   kind: StatusKind,
   variant: number,
@@ -346,7 +355,8 @@ function statusSpec(
         { note: "exceeded_limits" },
       );
     case "msgSize":
-      return s(409, "Message Size Exceeds MaxBytes", { note: "exceeded_limits" });
+      // nats-server says what the request had left (consumer.go nextWaiting)
+      return s(409, "Message Size Exceeds MaxBytes", { note: "exceeded_limits", values: left });
     case "leadership":
       return s(409, "Leadership Change", { note: "debug" });
     case "pushBased":
@@ -425,7 +435,7 @@ interface Why {
   end: "none" | "conn" | ((e: unknown) => boolean);
 }
 
-const RANK = { open: 0, draining: 1, closed: 2 } as const;
+const RANK = { open: 0, draining: 1, closed: 2, done: 3 } as const;
 const IDLE_HEARTBEAT = 1_000;
 
 function describeErr(e: unknown): string {
@@ -555,17 +565,24 @@ async function scenario(cfg: Config, ops: Op[]): Promise<void> {
   let firstEnd: Why[] | undefined;
   const later: Why[] = [];
 
+  /**
+   * Causes that may end the iterator at any later step: the lookup that start() makes (its
+   * answer arrives a few microtasks after construction, or when a held request is answered).
+   */
+  const carried: Why[] = [];
   let infoKind: InfoKind = cfg.info;
   const infoAnswer = (kind: Exclude<InfoKind, "hold">): string | Error => {
     const lookFor = (cls: "consumer" | "stream") => {
       if (!cfg.abort) return;
-      whys.push({
+      const why: Why = {
         what: `consumer info: ${cls} not found`,
         end: (e) =>
           cls === "consumer"
             ? e instanceof ConsumerNotFoundError
             : e instanceof StreamNotFoundError,
-      });
+      };
+      if (m === undefined) carried.push(why);
+      else whys.push(why);
       if (m?.state === "open" && !ncClosing) mustEnd ??= `consumer info: ${cls} not found`;
     };
     switch (kind) {
@@ -771,7 +788,7 @@ async function scenario(cfg: Config, ops: Op[]): Promise<void> {
 
   /** Runs one op: before/after states, the reasons it may end the iterator, and the checks. */
   const step = async (where: string, body: () => void | Promise<void>) => {
-    whys = ncClosing ? [{ what: "connection closed", end: "conn" }] : [];
+    whys = [...carried, ...(ncClosing ? [{ what: "connection closed", end: "conn" } as Why] : [])];
     mustEnd = undefined;
     mustClose = undefined;
     const before = msgs.state;
@@ -782,12 +799,13 @@ async function scenario(cfg: Config, ops: Op[]): Promise<void> {
       if (whys.length === 0) problem(`${where}: left open (now ${after}) with no cause`);
       firstEnd = whys.length > 0 ? [...whys] : [{ what: "no cause", end: "none" }];
     }
-    if (before === "draining" && after === "closed") later.push(...whys);
+    if (before === "draining" && RANK[after] >= RANK.closed) later.push(...whys);
     // a callback that throws while the callbacks still work through a closed iterator's
     // buffer ends it with its error too (when nothing else set one)
-    if (before === "closed") later.push(...whys.filter((w) => w.what.startsWith("callback")));
+    if (RANK[before] >= RANK.closed)
+      later.push(...whys.filter((w) => w.what.startsWith("callback")));
     if (mustEnd && after === "open") problem(`${where}: ${mustEnd} did not end the iterator`);
-    if (mustClose && after !== "closed") {
+    if (mustClose && RANK[after] < RANK.closed) {
       problem(`${where}: ${mustClose} did not close the iterator (${after})`);
     }
     check(where);
@@ -994,7 +1012,13 @@ async function scenario(cfg: Config, ops: Op[]): Promise<void> {
         break;
       }
       case "status": {
-        const live = livePull();
+        let live = livePull();
+        // nats-server refuses a request when it arrives, before serving it anything: a refusal
+        // goes to a request that received nothing, or is not sent.
+        if (live && REFUSALS.has(op.kind)) {
+          live = nc.pulls.find((p) => serverLive(p) && p.delivered === 0);
+          if (!live) break;
+        }
         const cur = currentSub();
         const subject = live?.reply ?? (cur ? `${inboxOf(cur)}.0` : "_INBOX.none.0");
         sendStatus(subject, live, statusSpec(op.kind, op.variant, live, op.ends, cfg));
@@ -1002,7 +1026,10 @@ async function scenario(cfg: Config, ops: Op[]): Promise<void> {
       }
       case "statusOld": {
         const live = livePull();
-        const olds = nc.pulls.filter((p) => p !== live);
+        // (a refusal only ever goes to a request that received nothing: see "status")
+        const olds = nc.pulls.filter(
+          (p) => p !== live && (!REFUSALS.has(op.kind) || p.delivered === 0),
+        );
         const target = olds.length > 0 ? olds[op.pick % olds.length] : undefined;
         const cur = currentSub();
         const subject = target?.reply ?? (cur ? `${inboxOf(cur)}.999` : "_INBOX.none.0");
@@ -1160,7 +1187,7 @@ async function scenario(cfg: Config, ops: Op[]): Promise<void> {
 
   expect(problems).toEqual([]);
   expect(done.settled, "closed() resolves").toBe(true);
-  expect(msgs.state).toBe("closed");
+  expect(msgs.state).toBe("done");
   expect(pendings.filter((p) => !p.settled).map((p) => p.what)).toEqual([]);
   expect(cbRunning, "callbacks still running").toBe(0);
   const k = msgs.counters();

@@ -885,7 +885,7 @@ describe("an already-aborted signal", () => {
     expect(nc.calls.subscribe).toBe(1);
     ac.abort();
     await expect(m.closed()).resolves.toBeUndefined();
-    expect(m.state).toBe("closed");
+    expect(m.state).toBe("done");
     expect(nc.subs.every((s) => s.isClosed())).toBe(true);
   });
 });

@@ -1,0 +1,152 @@
+/**
+ * The pull ledger: how much the open pull requests of the current inbox generation may still
+ * deliver, without knowing which request a data message answers.
+ *
+ * nats-server serves a client's open requests round robin, not in order (2.9.10's waitQueue.pop
+ * moves a request that still wants more to the back of the queue), and a data message arrives
+ * under the stream's subject, not the request's reply subject. So the ledger keeps totals:
+ *
+ * - publishing a request adds its `batch` (and `max_bytes`) to what is outstanding;
+ * - a data message takes one message (and its size) off the total, whichever request it was for;
+ * - a status that ends a request (408/404, 409 Message Size Exceeds MaxBytes) names it by its reply
+ *   subject and says in `Nats-Pending-*` exactly what it still had: that much is released;
+ * - a refusal (409 Exceeded Max…, 503, 400) ends a request that never received anything: its
+ *   whole batch is released;
+ * - a request that received its whole batch ends on the server without a status. When nothing is
+ *   outstanding any more, every request is complete and the ledger forgets them all.
+ *
+ * What the server may still send is never more than the totals, so buffered + outstanding stays
+ * within `max_messages` / `max_bytes` (the engine's bound). Two cases cannot be settled exactly:
+ * a status that ends a request without pending headers (409 Leadership Change, 409 Consumer
+ * Deleted) while other requests are open, and a request the server removed silently (its
+ * `expires` passed just as a message was ready). The first is reported as `"ambiguous"`: the
+ * engine then drops the generation, which cuts every request of it, and calls {@link reset}. The
+ * second leaves the request counted until missed heartbeats move to a new generation.
+ *
+ * Bytes: only a request published with `max_bytes` counts bytes, and such a request is only
+ * published when no other is open (the server may end it silently once its bytes are used up,
+ * which the totals could not tell apart from the others). With one request open the totals are
+ * that request's own remainder, so running out of either messages or bytes ends it.
+ */
+
+export interface LedgerEntry {
+  /** The reply subject the request was published with. */
+  readonly id: string;
+  /** Its batch, messages. */
+  readonly msgs: number;
+  /** Its max_bytes, bytes; 0 = none. */
+  readonly bytes: number;
+}
+
+/** What ending a request released, for the `discard` notification. */
+export interface Released {
+  readonly messagesLeft: number;
+  readonly bytesLeft: number;
+}
+
+export class PullLedger {
+  /** Open requests by reply subject, oldest first. */
+  private readonly open = new Map<string, LedgerEntry>();
+  private msgs = 0;
+  private bytes = 0;
+
+  /** Messages requested and not yet received, over every open request. */
+  get outstandingMessages(): number {
+    return this.msgs;
+  }
+
+  /** Bytes requested and not yet received (requests with `max_bytes` only). */
+  get outstandingBytes(): number {
+    return this.bytes;
+  }
+
+  /** Requests the ledger still counts as open. */
+  get openRequests(): number {
+    return this.open.size;
+  }
+
+  /** Whether `id` is a request the ledger counts as open. */
+  has(id: string): boolean {
+    return this.open.has(id);
+  }
+
+  /** A request was published. */
+  opened(entry: LedgerEntry): void {
+    this.open.set(entry.id, entry);
+    this.msgs += entry.msgs;
+    this.bytes += entry.bytes;
+  }
+
+  /**
+   * A data message of `size` bytes arrived on the current generation. Returns false, changing
+   * nothing, when no open request can account for it (the caller must not buffer it).
+   */
+  received(size: number): boolean {
+    if (this.msgs <= 0) return false;
+    this.msgs--;
+    let bytesUsedUp = false;
+    if (this.bytes > 0) {
+      this.bytes = Math.max(0, this.bytes - size);
+      bytesUsedUp = this.bytes === 0;
+    }
+    // With one request the totals are its own: either limit used up ends it. With several,
+    // only nothing outstanding at all proves that every one of them is complete.
+    if (this.msgs === 0 || (bytesUsedUp && this.open.size === 1)) this.reset();
+    return true;
+  }
+
+  /**
+   * A status ended request `id`, with what it still had when the server knows it (`Nats-Pending-*`
+   * headers; `undefined` when the status carries none). Returns what was released,
+   * `"unknown"` for a request the ledger does not count as open (it completed, or it was never
+   * ours), and `"ambiguous"` when the status carried no pending counts and other requests are
+   * still open: the caller must cut the generation and {@link reset}.
+   */
+  ended(
+    id: string,
+    pendingMsgs: number | undefined,
+    pendingBytes: number | undefined,
+  ): Released | "unknown" | "ambiguous" {
+    const entry = this.open.get(id);
+    if (!entry) return "unknown";
+    this.open.delete(id);
+    const messagesLeft = Math.min(pendingMsgs ?? entry.msgs, entry.msgs);
+    const bytesLeft = entry.bytes > 0 ? Math.min(pendingBytes ?? entry.bytes, entry.bytes) : 0;
+    if (this.open.size === 0) {
+      // Nothing else is open: nothing more can come, whatever this one had left.
+      this.msgs = 0;
+      this.bytes = 0;
+      return { messagesLeft, bytesLeft };
+    }
+    if (pendingMsgs === undefined) return "ambiguous";
+    this.msgs = Math.max(0, this.msgs - messagesLeft);
+    this.bytes = Math.max(0, this.bytes - bytesLeft);
+    if (this.msgs === 0) this.reset();
+    return { messagesLeft, bytesLeft };
+  }
+
+  /**
+   * The server refused request `id` before serving it (409 Exceeded Max…, 400, 503, or the
+   * publish failed): its whole batch is released. Returns false for a request not counted as open.
+   */
+  refused(id: string): boolean {
+    const entry = this.open.get(id);
+    if (!entry) return false;
+    this.open.delete(id);
+    if (this.open.size === 0) {
+      this.msgs = 0;
+      this.bytes = 0;
+    } else {
+      this.msgs = Math.max(0, this.msgs - entry.msgs);
+      this.bytes = Math.max(0, this.bytes - entry.bytes);
+    }
+    return true;
+  }
+
+  /** Forgets every request: the generation they replied to is gone. */
+  reset(): void {
+    this.open.clear();
+    this.msgs = 0;
+    this.bytes = 0;
+  }
+}
