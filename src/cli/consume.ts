@@ -3,6 +3,11 @@
  * (subject, stream sequence, delivery count, payload preview) on stdout, acks it with `--ack`,
  * stops after `--max N`. Ctrl-C (or SIGTERM) drains: no new pulls, and the messages the server
  * already sent are still printed (and acked) before it exits 0.
+ *
+ * A message is acked only once its line has been written. When stdout's reader goes away
+ * (`… | head -n 3`: EPIPE) it ends as Ctrl-C does and exits 0, except that what was fetched and
+ * not printed can no longer be shown: it is NAKed (close()) for immediate redelivery rather than
+ * handed out, and nothing is left waiting for ack_wait.
  */
 import type { NatsConnection } from "@nats-io/nats-core";
 import { consume } from "../index.js";
@@ -10,6 +15,7 @@ import { CliError, EXIT_OK, oneLine } from "./errors.js";
 import { count, duration, preview } from "./format.js";
 import { connectTo, loadNats, manager } from "./nats.js";
 import { Interrupts } from "./signals.js";
+import { isBrokenPipe, LineOutput } from "./stdout.js";
 
 export interface ConsumeCommandOptions {
   server: string[];
@@ -30,6 +36,7 @@ const QUIET = new Set(["next", "heartbeat", "debug", "discard"]);
 export async function runConsume(o: ConsumeCommandOptions): Promise<number> {
   const interrupts = new Interrupts("draining: messages already sent are still printed").install();
   let nc: NatsConnection | undefined;
+  let out: LineOutput | undefined;
   try {
     const nats = await loadNats();
     nc = await connectTo(nats, o.server, { name: "jetstream-iter consume" });
@@ -73,44 +80,102 @@ export async function runConsume(o: ConsumeCommandOptions): Promise<number> {
     if (interrupts.signal.aborted) onAbort();
     else interrupts.signal.addEventListener("abort", onAbort, { once: true });
 
+    // The reader has gone: stop at once. close(), not drain(): the buffer can no longer be
+    // printed, so it goes back to the server (NAK) instead of being handed out.
+    out = new LineOutput();
+    out.onClosed(() => void messages.close());
+
     let n = 0;
-    let acked = 0;
+    const tally: Tally = { printed: 0, acked: 0, naked: 0 };
     let stoppedAtMax = false;
     try {
       for await (const m of messages) {
-        n++;
-        process.stdout.write(
-          `${m.subject} seq=${m.seq} deliveryCount=${m.info.deliveryCount} ${preview(m.data)}\n`,
-        );
-        if (o.ack) {
-          m.ack();
-          acked++;
+        if (out.closed) {
+          // Handed out after the reader went: never printed, so never acked.
+          nakUnprinted(m, tally);
+          break;
         }
+        n++;
+        out.writeLine(line(m), (written) =>
+          written ? printed(m, o.ack, tally) : nakUnprinted(m, tally),
+        );
         if (o.max !== undefined && n >= o.max) {
           stoppedAtMax = true;
           break;
         }
       }
+      // The NAKs of close() leave during its fence; the acks wait for their lines' writes.
+      await messages.closed();
+      await bounded(out.settled());
     } catch (err) {
       throw new CliError(`consuming ${o.stream}/${o.consumer} failed: ${oneLine(err)}`);
     } finally {
       interrupts.signal.removeEventListener("abort", onAbort);
     }
-    // The acks are on their way; make sure the server has them before we go.
-    if (acked > 0) {
-      await Promise.race([nc.flush(), new Promise((r) => setTimeout(r, 5_000).unref())]).catch(
-        () => {},
-      );
-    }
-    const why = stoppedAtMax
-      ? `stopped at --max ${count(o.max ?? n)}`
-      : drainStarted !== undefined
-        ? `drained in ${duration(performance.now() - drainStarted)}`
-        : "the consumer ended";
-    say(`consume: ${count(n)} messages${o.ack ? `, ${count(acked)} acked` : ""}; ${why}`);
+    // The acks and NAKs are on their way; make sure the server has them before we go.
+    const handedBack = tally.naked + messages.counters().naked;
+    if (tally.acked + handedBack > 0) await bounded(nc.flush());
+    // A reader that left (EPIPE) is an ordinary end, as Ctrl-C is; any other write error is not.
+    const writeError = out.failure && !isBrokenPipe(out.failure) ? out.failure : undefined;
+    const why = out.closed
+      ? `stdout closed${writeError ? ` (${oneLine(writeError)})` : ""}; ${count(handedBack)} fetched and not printed handed back (NAK)`
+      : stoppedAtMax
+        ? `stopped at --max ${count(o.max ?? n)}`
+        : drainStarted !== undefined
+          ? `drained in ${duration(performance.now() - drainStarted)}`
+          : "the consumer ended";
+    say(
+      `consume: ${count(tally.printed)} messages${o.ack ? `, ${count(tally.acked)} acked` : ""}; ${why}`,
+    );
+    if (writeError) throw new CliError(`cannot write to stdout: ${oneLine(writeError)}`);
     return EXIT_OK;
   } finally {
     if (nc && !nc.isClosed()) await nc.close().catch(() => {});
+    out?.dispose();
     interrupts.uninstall();
   }
+}
+
+interface Tally {
+  /** Lines written. */
+  printed: number;
+  acked: number;
+  /** Messages handed out whose line could not be written. */
+  naked: number;
+}
+
+/** What the user sees of a message: subject, stream sequence, delivery count, payload preview. */
+function line(m: {
+  subject: string;
+  seq: number;
+  info: { deliveryCount: number };
+  data: Uint8Array;
+}) {
+  return `${m.subject} seq=${m.seq} deliveryCount=${m.info.deliveryCount} ${preview(m.data)}`;
+}
+
+/** Its line is written: the user has seen it, so (with --ack) it may be acked. */
+function printed(m: { ack(): void }, ack: boolean, tally: Tally): void {
+  tally.printed++;
+  if (ack) {
+    m.ack();
+    tally.acked++;
+  }
+}
+
+/** Its line never reached the user: back to the server now, not after ack_wait. */
+function nakUnprinted(m: { nak(): void }, tally: Tally): void {
+  m.nak();
+  tally.naked++;
+}
+
+/** Waits for `p` at most 5 s (a flush to a server that went silent, a stuck stdout). */
+function bounded(p: Promise<unknown>): Promise<void> {
+  return Promise.race([
+    p.then(
+      () => {},
+      () => {},
+    ),
+    new Promise<void>((r) => setTimeout(r, 5_000).unref()),
+  ]);
 }

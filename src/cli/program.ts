@@ -11,6 +11,7 @@ import { DEMO_DEFAULTS, runDemo } from "./demo.js";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, exitCodeOf, reportError } from "./errors.js";
 import { parseServers } from "./nats.js";
 import { packageVersion } from "./root.js";
+import { isBrokenPipe, stdoutOwned } from "./stdout.js";
 
 /** An integer option in [min, max]; `_` and `,` may group digits (100_000, 100,000). */
 function integer(min: number, max: number): (value: string) => number {
@@ -173,8 +174,10 @@ Exit 0 when nothing was lost, 1 otherwise.`,
       "after",
       `
 Prints "<subject> seq=<stream seq> deliveryCount=<n> <payload preview>" per message on stdout.
-Ctrl-C (or SIGTERM) drains: no new pulls, and what the server already sent is still printed
-(and acked), then it exits 0. Messages fetched beyond --max are NAKed for immediate redelivery.`,
+A message is acked only once its line is written. Ctrl-C (or SIGTERM) drains: no new pulls, and
+what the server already sent is still printed (and acked), then it exits 0. A closed stdout
+(… | head -n 3) ends it the same way, but what was fetched and not printed is NAKed for immediate
+redelivery instead, as are messages fetched beyond --max.`,
     )
     .action(async (flags: ConsumeFlags) => {
       setExit(
@@ -236,12 +239,17 @@ export function main(argv: string[]): void {
   };
   process.on("uncaughtException", die);
   process.on("unhandledRejection", die);
-  // The reader went away (`jetstream-iter consume … | head`): end quietly, as Unix tools do.
-  // The exit handlers still stop an embedded server.
+  // The reader went away (`jetstream-iter demo --json | head`): end quietly, as Unix tools do.
+  // The exit handlers still stop an embedded server. A command that owns stdout (`consume`,
+  // which has fetched messages to hand back first) ends itself.
   process.stdout.on("error", (err: NodeJS.ErrnoException) => {
-    if (err.code === "EPIPE") process.exit(EXIT_OK);
+    if (stdoutOwned()) return;
+    if (isBrokenPipe(err)) process.exit(EXIT_OK);
     die(err);
   });
+  // stderr carries only diagnostics, and a failure to write them has nowhere to be reported: a
+  // closed stderr (`… 2>&1 | head`) must not turn an orderly end into an uncaught exception.
+  process.stderr.on("error", () => {});
   void run(argv).then((code) => {
     process.exitCode = code;
     // Everything is closed by now; should a stray handle remain, do not wait for it.

@@ -32,6 +32,7 @@ import {
   publishN,
 } from "../harness/index.js";
 import { isNatsServerPid } from "../harness/registry.js";
+import { until, within } from "../integration/fixture.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const TSC = join(ROOT, "node_modules", "typescript", "bin", "tsc");
@@ -408,6 +409,68 @@ describe("against a server of the harness", () => {
     const ci = await consumerInfo(server.url, "TAILSIG", "c");
     expect(ci.num_ack_pending).toBe(0);
     expect(ci.num_waiting).toBe(0);
+  });
+
+  it("consume --ack | head -n 3: a closed stdout ends it as Ctrl-C does; the printed are acked, the rest handed back at once", async () => {
+    // ack_wait 60 s: within this test only a NAK makes an unprinted message available again.
+    await createStream(server.url, "TAILPIPE");
+    await createConsumer(server.url, "TAILPIPE", "c", { ack_wait: 60_000_000_000 });
+    const base = ["consume", "--server", server.url, "--stream", "TAILPIPE", "--consumer", "c"];
+    // Three messages first, the other 197 once the reader has gone: the pipe is known to be
+    // closed before line 4 is written. (With all 200 published up front, how many lines land in
+    // the 64 KiB pipe buffer before the reader closes it is a race, and so is what gets acked.)
+    await publishN(server.url, "TAILPIPE.x", 3, { payload: (i) => `order ${i}` });
+    const run = start([...base, "--ack"]);
+    // `head -n 3`: read three lines, then close the read end of the pipe.
+    await run.waitFor(/seq=3 /, "stdout");
+    const stdout = run.child.stdout!;
+    await new Promise<void>((resolve) => {
+      stdout.once("close", () => resolve());
+      stdout.destroy();
+    });
+    await publishN(server.url, "TAILPIPE.x", 197, { payload: (i) => `order ${i + 3}` });
+    const r = await within(run.done, 15_000, "consume to exit after its stdout closed");
+
+    // As Ctrl-C: exit 0, a summary on stderr, no stack trace.
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim().split("\n")).toEqual([
+      'TAILPIPE.x seq=1 deliveryCount=1 "order 0"',
+      'TAILPIPE.x seq=2 deliveryCount=1 "order 1"',
+      'TAILPIPE.x seq=3 deliveryCount=1 "order 2"',
+    ]);
+    expect(r.stderr).toMatch(/consume: 3 messages, 3 acked; stdout closed/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+
+    // Exactly the three printed are acked. Every other one is either NAKed (nats-server counts
+    // a NAKed message in num_ack_pending until it is redelivered) or was never delivered.
+    const ci = await consumerInfo(server.url, "TAILPIPE", "c");
+    expect(ci.ack_floor.stream_seq).toBe(3);
+    expect(ci.num_ack_pending + ci.num_pending).toBe(197);
+    const fetched = ci.delivered.stream_seq;
+    expect(fetched).toBeGreaterThan(3); // line 4 was attempted: the EPIPE path ran
+
+    // Handed back, not left for ack_wait: a second run gets all 197 at once — the ones the
+    // first run fetched as second deliveries — and the first three never again.
+    const again = start([...base, "--ack", "--max", "197"]);
+    const deadline = setTimeout(() => again.child.kill("SIGINT"), 10_000);
+    const r2 = await again.done.finally(() => clearTimeout(deadline));
+    expect(r2.code, r2.stderr).toBe(0);
+    const lines = [...r2.stdout.matchAll(/ seq=(\d+) deliveryCount=(\d+) /g)].map((m) => ({
+      seq: Number(m[1]),
+      deliveryCount: Number(m[2]),
+    }));
+    expect(lines.map((l) => l.seq).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 197 }, (_, i) => i + 4),
+    );
+    for (const l of lines) expect(l.deliveryCount, `seq ${l.seq}`).toBe(l.seq <= fetched ? 2 : 1);
+    await until(
+      async () => (await consumerInfo(server.url, "TAILPIPE", "c")).num_ack_pending === 0,
+      10_000,
+      "num_ack_pending 0",
+    );
+    const end = await consumerInfo(server.url, "TAILPIPE", "c");
+    expect(end.num_pending).toBe(0);
+    expect(end.ack_floor.stream_seq).toBe(200);
   });
 
   it("consume: a consumer that does not exist is a one-line error, exit 1", async () => {
