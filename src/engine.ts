@@ -221,17 +221,26 @@ export class PullEngine {
 
   /**
    * Unsubscribes every inbox behind a fence (UNSUB, then PING/PONG) so that every message the
-   * server sent before the unsubscribe is delivered, bounded by `timeoutMs`; then removes every
-   * listener and timer. `timeoutMs` 0 (or a disconnected / closed connection) skips the fence.
-   * Resolves when nothing of ours is left on the connection. A later call shortens a fence in
+   * server sent before the unsubscribe is delivered, bounded by `timeoutMs`, and clears every
+   * timer (the connection listeners stay until {@link dispose}). `timeoutMs` 0 (or a disconnected / closed connection) skips the fence.
+   * Resolves when no subscription of ours is left. A later call shortens a fence in
    * progress to its own bound (a harsher end cuts a gentler one) and resolves with the first.
    */
   close(timeoutMs: number): Promise<void> {
     this.stopPulling();
     const fence = timeoutMs > 0 && this.link.connected && !this.cfg.nc.isClosed();
     const unsubscribed = this.inboxes.closeAll(fence ? timeoutMs : 0);
-    this.finished ??= unsubscribed.then(() => this.link.stop());
+    this.finished ??= unsubscribed;
     return this.finished;
+  }
+
+  /**
+   * Stops listening to the connection (its statuses and its end). The iterator calls it once it
+   * is done: until then a connection that closes must still drop what is buffered. Idempotent.
+   */
+  dispose(): void {
+    this.stopPulling();
+    this.link.stop();
   }
 
   /** Subscribes a new current inbox generation (see inboxes.ts). */

@@ -247,6 +247,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     this.quiet.resolve(this.terminal);
     if (this.callbackRunning) return;
     this.phase = "done";
+    this.engine.dispose();
     this.releaseSignal();
     this.notifier.end();
     this.done.resolve(this.terminal);
