@@ -556,6 +556,58 @@ describe("heartbeats", () => {
     await shutdown(ctx);
   });
 
+  it("heartbeats_missed counts up while the silence lasts (2, 3, 4 …, once per interval), as nats.js does; life resets it", async () => {
+    const ctx = start({}, { flushMode: "hold" });
+    const { nc, notes } = ctx;
+    await tick(4_000);
+    expect(ofType(notes, "heartbeats_missed").map((n) => n.count)).toEqual([2, 3, 4]);
+    nc.sendHeartbeat(nc.lastPull());
+    await tick(1_999);
+    expect(ofType(notes, "heartbeats_missed").map((n) => n.count)).toEqual([2, 3, 4]);
+    await tick(1);
+    expect(ofType(notes, "heartbeats_missed").map((n) => n.count)).toEqual([2, 3, 4, 2]);
+    nc.answerFlushes();
+    await shutdown(ctx);
+  });
+
+  it("missed heartbeats, PING unanswered, then the silent request's 408: a pull goes out at once (the PING holds nothing back)", async () => {
+    const ctx = start({}, { flushMode: "hold" });
+    const { nc } = ctx;
+    const p1 = nc.lastPull();
+    await tick(2_000);
+    expect(nc.pendingFlushCount).toBeGreaterThan(0);
+    nc.send408(p1, 10);
+    await settle();
+    expect(nc.pulls).toHaveLength(2);
+    // the PONG that finally comes proves nothing about the new request: no second pull
+    nc.answerFlushes();
+    await settle();
+    expect(nc.pulls).toHaveLength(2);
+    expect(nc.subscriptions).toHaveLength(1);
+    await shutdown(ctx);
+  });
+
+  it("missed heartbeats, then a second request published before the PONG: the PONG does not retire it", async () => {
+    const ctx = start({ max_messages: 10, threshold_messages: 5 }, { flushMode: "hold" });
+    const { nc, messages } = ctx;
+    const p1 = nc.lastPull();
+    // 6 buffered, 4 outstanding, a backlog on the server: then silence
+    for (let i = 0; i < 6; i++) nc.sendData(p1, { pending: 50 });
+    await tick(2_000);
+    expect(nc.pendingFlushCount).toBeGreaterThan(0);
+    expect(nc.pulls).toHaveLength(1);
+    // the loop takes 5: held 1 + outstanding 4 is at the threshold, and the server has more
+    for (let i = 0; i < 5; i++) await messages.next();
+    await settle();
+    expect(nc.pulls).toHaveLength(2);
+    nc.answerFlushes();
+    await settle();
+    // the PONG answers a PING sent before the second request: no rotation, nothing stacked
+    expect(nc.subscriptions).toHaveLength(1);
+    expect(nc.pulls).toHaveLength(2);
+    await shutdown(ctx);
+  });
+
   it("heartbeats keep an open request alive: no heartbeats_missed", async () => {
     const ctx = start();
     const { nc, notes } = ctx;
