@@ -27,7 +27,8 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
  * The call was aborted by its `signal`: `next({ signal })` (that call only: the iterator stays
  * open and the message goes to the next call) or `consume(c, { signal })` with a signal already
  * aborted (nothing was created). Does not end the iterator; an abort of `consume()`'s signal
- * later on closes it as `close()` does, without an error.
+ * later on closes it as `close()` does, without an error, in any phase until the iterator is
+ * done (also during a `drain()`: the fence is cut short and what is buffered is NAKed).
  */
 export class AbortError extends Error {
   override readonly name = "AbortError";
