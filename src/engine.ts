@@ -28,21 +28,15 @@ import {
   newInbox,
   serverAtLeast,
 } from "./connection.js";
-import {
-  ConnectionClosedError,
-  ConsumerDeletedError,
-  ConsumerNotFoundError,
-  JetStreamStatusError,
-  StreamNotFoundError,
-} from "./errors.js";
+import { ConnectionClosedError, ConsumerDeletedError, JetStreamStatusError } from "./errors.js";
 import { HeartbeatMonitor } from "./heartbeats.js";
 import { type Generation, Inboxes } from "./inboxes.js";
 import { type AckTarget, JsMsg, scanAckReply } from "./jsmsg.js";
-import { PullLedger } from "./ledger.js";
+import { nextPull, PullLedger } from "./ledger.js";
 import { Link } from "./link.js";
-import { ConsumerLookup, type LookupResult } from "./lookup.js";
 import type { Notification, PullRequest } from "./notifications.js";
 import type { ResolvedOptions } from "./options.js";
+import { Recovery } from "./recovery.js";
 import { classifyStatus } from "./statuses.js";
 
 /** What the engine needs from the iterator that owns it. */
@@ -108,8 +102,7 @@ export class PullEngine {
   private lifeAtPull = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private retryAttempt = 0;
-  private readonly lookup: ConsumerLookup;
-  private notFound = 0;
+  private readonly recovery: Recovery;
   private finished: Promise<void> | undefined;
   private readonly pullSubject: string;
   private readonly ackTarget: AckTarget;
@@ -128,24 +121,50 @@ export class PullEngine {
       cfg.opts.idle_heartbeat,
       Math.max(cfg.opts.expires, RETIRED_LISTEN_MIN_MS),
     );
-    this.monitor = new HeartbeatMonitor(cfg.opts.idle_heartbeat, (n) => this.onMissed(n));
+    this.monitor = new HeartbeatMonitor(cfg.opts.idle_heartbeat, (n) => this.recovery.missed(n));
     this.link = new Link(cfg.nc, {
       disconnected: () => this.watchHeartbeats(),
-      reconnected: () => this.onReconnect(),
+      reconnected: () => this.recovery.reconnected(),
       ended: (verdict) => {
         this.onSubscriptionLost();
         this.host.end("lost", verdict);
       },
     });
     this.pullSubject = `${cfg.prefix}.CONSUMER.MSG.NEXT.${cfg.stream}.${cfg.consumer}`;
-    this.lookup = new ConsumerLookup({
-      nc: cfg.nc,
-      subject: `${cfg.prefix}.CONSUMER.INFO.${cfg.stream}.${cfg.consumer}`,
-      timeout: Math.min(cfg.apiTimeout, Math.max(250, cfg.opts.idle_heartbeat / 2)),
-      interval: Math.max(100, cfg.opts.idle_heartbeat / 4),
-      retry: () => this.running && this.link.connected && !this.heardSincePull(),
-      answered: (result, afterOutage) => this.onLookup(result, afterOutage),
-    });
+    const engine = this;
+    this.recovery = new Recovery(
+      {
+        nc: cfg.nc,
+        stream: cfg.stream,
+        consumer: cfg.consumer,
+        infoSubject: `${cfg.prefix}.CONSUMER.INFO.${cfg.stream}.${cfg.consumer}`,
+        idleHeartbeat: cfg.opts.idle_heartbeat,
+        apiTimeout: cfg.apiTimeout,
+        bind: cfg.opts.bind,
+        abortOnMissingResource: cfg.opts.abort_on_missing_resource,
+      },
+      {
+        get running() {
+          return engine.running;
+        },
+        get connected() {
+          return engine.link.connected;
+        },
+        get pulledAt() {
+          return engine.pulledAt;
+        },
+        heardSincePull: () => this.heardSincePull(),
+        openRequests: () => this.ledger.openRequests,
+        epoch: () => `${this.inboxes.current?.gen}.${this.reqSeq}.${this.monitor.lifeCount}`,
+        repull: (how) => {
+          this.rotate(how);
+          this.maybePull();
+          this.watchHeartbeats();
+        },
+        notify: (n) => this.host.notify(n),
+        end: (error) => this.host.end("terminal", error),
+      },
+    );
     this.ackTarget = {
       nc: cfg.nc,
       acks: cfg.acks,
@@ -164,30 +183,21 @@ export class PullEngine {
     this.link.start();
     this.subscribe();
     this.maybePull();
-    this.checkConsumer();
+    this.recovery.checkConsumer();
   }
 
-  /** Publishes a pull request if one is due. Idempotent; call it whenever what is held drops. */
+  /**
+   * Publishes a pull request if one is due (`nextPull`, ledger.ts). Idempotent; call it whenever
+   * what is held drops.
+   */
   maybePull(): void {
     if (!this.running || !this.link.connected || this.retryTimer) return;
     const g = this.inboxes.current;
     if (!g || g.fencing) return;
     const o = this.cfg.opts;
-    const held = this.host.held;
-    const ledger = this.ledger;
-    const outMsgs = ledger.outstandingMessages;
-    const outBytes = ledger.outstandingBytes;
-    // What is held counts buffered plus outstanding: the bound never moves.
-    if (held.size + outMsgs > o.threshold_messages) return;
-    if (o.max_bytes > 0 && held.bytes + outBytes > o.threshold_bytes) return;
-    // Another request while one is open only helps when the server has more than is already
-    // requested; a caught-up consumer keeps one request waiting for new messages. With
-    // max_bytes, one at a time: the server ends such a request without a word once its bytes
-    // are used up, which the ledger can only tell when it is the only one.
-    if (ledger.openRequests > 0 && (o.max_bytes > 0 || this.backlog <= outMsgs)) return;
-    const batch = o.max_messages - held.size - outMsgs;
-    const maxBytes = o.max_bytes > 0 ? o.max_bytes - held.bytes - outBytes : 0;
-    if (batch <= 0 || (o.max_bytes > 0 && maxBytes <= 0)) return;
+    const next = nextPull(o, this.host.held, this.ledger, this.backlog);
+    if (!next) return;
+    const { batch, maxBytes } = next;
     const id = `${g.inbox}.${++this.reqSeq}`;
     const body: PullRequest = {
       batch,
@@ -195,12 +205,12 @@ export class PullEngine {
       idle_heartbeat: o.idle_heartbeat * NANOS_PER_MS,
     };
     if (maxBytes > 0) body.max_bytes = maxBytes;
-    ledger.opened({ id, msgs: batch, bytes: maxBytes });
+    this.ledger.opened({ id, msgs: batch, bytes: maxBytes });
     try {
       this.cfg.nc.publish(this.pullSubject, enc.encode(JSON.stringify(body)), { reply: id });
     } catch (err) {
       // The connection refuses publishes (closed or draining): its closed() ends us.
-      ledger.refused(id);
+      this.ledger.refused(id);
       this.debug(`pull not sent: ${String(err)}`);
       return;
     }
@@ -213,7 +223,7 @@ export class PullEngine {
   /** No more pull requests, ever. Idempotent. */
   stopPulling(): void {
     this.running = false;
-    this.lookup.cancel();
+    this.recovery.stop();
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.monitor.watch(false);
@@ -388,7 +398,7 @@ export class PullEngine {
       case "no_responders":
         this.host.notify({ type: "no_responders", code });
         if (this.ledger.refused(id)) {
-          this.checkConsumer();
+          this.recovery.checkConsumer();
           this.retryLater();
         }
         break;
@@ -417,23 +427,14 @@ export class PullEngine {
   }
 
   /**
-   * A status for a generation a fault retired. 409 Leadership Change means a new consumer
-   * leader is up, and the pull we sent meanwhile (while there was no leader) was lost: pull
-   * again now, on a new generation, instead of waiting out heartbeats. Any status shows the old
-   * request's fate is known: stop listening to it.
+   * A status for a generation a fault retired: its request's fate is known, so stop listening to
+   * it. 409 Leadership Change there is a recovery signal (recovery.ts); anything else is ignored.
    */
   private onRetiredStatus(g: Generation, code: number, description: string): void {
     this.inboxes.letGo(g);
-    if (classifyStatus(code, description).kind === "leadership") {
-      this.host.notify({ type: "debug", code, description });
-      if (this.running && this.link.connected && !this.heardSincePull()) {
-        // The open request may have reached the new leader: drop its inbox so it is not served.
-        this.rotate("drop");
-        this.maybePull();
-      }
-      return;
+    if (!this.recovery.retiredStatus(code, description)) {
+      this.debug(`ignored status ${code} of a previous inbox`);
     }
-    this.debug(`ignored status ${code} of a previous inbox`);
   }
 
   /** Whether the server showed life since the newest request was published (or none is open). */
@@ -459,83 +460,6 @@ export class PullEngine {
   /** The heartbeat monitor watches while a request is open and the connection is up. */
   private watchHeartbeats(): void {
     this.monitor.watch(this.running && this.link.connected && this.ledger.openRequests > 0);
-  }
-
-  /**
-   * `count` heartbeat intervals of silence on the open requests (2, 3, …: once per interval
-   * while it lasts). Notify; then, once the newest request has had two intervals to show life,
-   * look the consumer up (unless `bind`) and, unless that lookup already goes unanswered, PING
-   * the server: if it answers while the requests are still silent, they are gone (restart,
-   * failover): move to a new inbox and pull again. If it does not answer (hung), nothing is
-   * stacked: the next interval asks again.
-   */
-  private onMissed(count: number): void {
-    this.host.notify({ type: "heartbeats_missed", count });
-    if (Date.now() - this.pulledAt < 2 * this.cfg.opts.idle_heartbeat) return;
-    this.checkConsumer();
-    // While consumer info goes unanswered the consumer has no leader (or the server is hung):
-    // a pull now would be lost too. The lookup's first answer pulls at once (onLookup).
-    if (this.lookup.inOutage) return;
-    // What the answer is about: this generation, this silence, these requests. A request
-    // published after the PING is not proven lost by its PONG.
-    const gen = this.inboxes.current;
-    const life = this.monitor.lifeCount;
-    const requests = this.reqSeq;
-    this.cfg.nc.flush().then(
-      () => {
-        const silent = this.monitor.lifeCount === life && this.ledger.openRequests > 0;
-        const same = this.inboxes.current === gen && this.reqSeq === requests;
-        if (!this.running || !this.link.connected || !same || !silent) return;
-        this.rotate("retire");
-        this.maybePull();
-        this.watchHeartbeats();
-      },
-      () => {},
-    );
-  }
-
-  /**
-   * Looks the consumer up (unless `bind`): tells a deleted consumer or stream from a fault, and
-   * keeps asking while the open request shows no life. The first answer after unanswered
-   * requests means the consumer has a leader again: the pulls sent meanwhile were lost, so pull
-   * again at once.
-   */
-  private checkConsumer(): void {
-    if (this.cfg.opts.bind || !this.running) return;
-    this.lookup.check();
-  }
-
-  private onLookup(result: LookupResult, afterOutage: boolean): void {
-    if (!this.running) return;
-    const abort = this.cfg.opts.abort_on_missing_resource;
-    const { stream: s, consumer: c } = this.cfg;
-    if (result === "consumer_not_found") {
-      this.host.notify({ type: "consumer_not_found", name: c, stream: s, count: ++this.notFound });
-      if (abort) this.host.end("terminal", new ConsumerNotFoundError(s, c));
-      return;
-    }
-    if (result === "stream_not_found") {
-      this.host.notify({ type: "stream_not_found", name: s });
-      if (abort) this.host.end("terminal", new StreamNotFoundError(s));
-      return;
-    }
-    this.notFound = 0;
-    if (afterOutage && this.link.connected && !this.heardSincePull()) {
-      this.rotate("drop");
-      this.maybePull();
-      this.watchHeartbeats();
-    }
-  }
-
-  /**
-   * Requests on the old server may or may not have survived: pull on a fresh inbox, and drop
-   * the old one so a survivor is never served alongside the new request.
-   */
-  private onReconnect(): void {
-    if (!this.running) return;
-    this.rotate("drop");
-    this.maybePull();
-    this.watchHeartbeats();
   }
 
   private debug(description: string): void {

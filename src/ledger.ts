@@ -150,3 +150,40 @@ export class PullLedger {
     this.bytes = 0;
   }
 }
+
+/** What the pull policy needs to know of the options (milliseconds and counts as resolved). */
+export interface PullLimits {
+  readonly max_messages: number;
+  readonly max_bytes: number;
+  readonly threshold_messages: number;
+  readonly threshold_bytes: number;
+}
+
+/**
+ * The pull policy, a pure function of the bound, what is buffered, the ledger and the server's
+ * backlog: the batch (and max_bytes, 0 for none) of the request to publish now, or undefined.
+ *
+ * - What is held counts buffered plus outstanding: a request goes out only when that has fallen
+ *   to the threshold, for the room left, so the bound never moves.
+ * - Another request while one is open only helps when the server has more than is already
+ *   outstanding (`backlog`, the last ack subject's pending count); a caught-up consumer keeps one
+ *   request waiting for new messages.
+ * - With max_bytes, one at a time: the server ends such a request without a word once its bytes
+ *   are used up, which the ledger can only tell when it is the only one.
+ */
+export function nextPull(
+  o: PullLimits,
+  held: { readonly size: number; readonly bytes: number },
+  ledger: PullLedger,
+  backlog: number,
+): { batch: number; maxBytes: number } | undefined {
+  const outMsgs = ledger.outstandingMessages;
+  const outBytes = ledger.outstandingBytes;
+  if (held.size + outMsgs > o.threshold_messages) return undefined;
+  if (o.max_bytes > 0 && held.bytes + outBytes > o.threshold_bytes) return undefined;
+  if (ledger.openRequests > 0 && (o.max_bytes > 0 || backlog <= outMsgs)) return undefined;
+  const batch = o.max_messages - held.size - outMsgs;
+  const maxBytes = o.max_bytes > 0 ? o.max_bytes - held.bytes - outBytes : 0;
+  if (batch <= 0 || (o.max_bytes > 0 && maxBytes <= 0)) return undefined;
+  return { batch, maxBytes };
+}

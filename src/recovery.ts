@@ -1,0 +1,150 @@
+/**
+ * Recovery: how the engine finds out that its open pull requests are gone without a word, and
+ * when to pull again. The signals, from the earliest:
+ *
+ * - a reconnect: requests on the old server may or may not have survived: drop the old inbox
+ *   (a survivor loses interest and is never served) and pull at once;
+ * - 409 Leadership Change on a retired inbox: a new consumer leader is up, and a pull sent while
+ *   there was none was lost: pull again at once;
+ * - consumer info answered after unanswered lookups: the consumer has a leader again (or a hung
+ *   server came back): pull at once;
+ * - missed heartbeats: once the newest request has had two intervals to show life, look the
+ *   consumer up (a deleted consumer or stream is reported, and with `abort_on_missing_resource`
+ *   ends the iterator) and, unless that lookup goes unanswered, PING the server. A PONG that
+ *   comes while nothing changed (same generation, no request published, no life) proves the
+ *   silent requests lost: retire their inbox and pull again. No PONG (hung server): nothing is
+ *   stacked; the next interval asks again.
+ *
+ * Every promise here re-checks the engine's state when it settles and changes nothing if the
+ * world moved on; nothing is held back while one is out.
+ */
+import type { NatsConnectionLike } from "./connection.js";
+import { ConsumerNotFoundError, StreamNotFoundError } from "./errors.js";
+import { ConsumerLookup, type LookupResult } from "./lookup.js";
+import type { Notification } from "./notifications.js";
+import { classifyStatus } from "./statuses.js";
+
+/** What recovery reads from and asks of the engine. */
+export interface RecoveryHost {
+  /** Still pulling (open, not stopped). */
+  readonly running: boolean;
+  /** The connection is up. */
+  readonly connected: boolean;
+  /** When the newest request was published (Date.now()). */
+  readonly pulledAt: number;
+  /** Whether the server showed life since the newest request was published (or none is open). */
+  heardSincePull(): boolean;
+  /** Requests the ledger counts as open. */
+  openRequests(): number;
+  /** A token of the pull state: it changes with the generation, a request published, or life. */
+  epoch(): string;
+  /** Moves to a new inbox generation (the current one retired or dropped) and pulls again. */
+  repull(how: "retire" | "drop"): void;
+  notify(n: Notification): void;
+  end(error: Error): void;
+}
+
+export interface RecoveryConfig {
+  nc: NatsConnectionLike;
+  stream: string;
+  consumer: string;
+  /** `$JS.API.CONSUMER.INFO.<stream>.<consumer>` with the API prefix. */
+  infoSubject: string;
+  /** `idle_heartbeat`, ms. */
+  idleHeartbeat: number;
+  /** JetStream API timeout, ms. */
+  apiTimeout: number;
+  /** Never look the consumer up. */
+  bind: boolean;
+  abortOnMissingResource: boolean;
+}
+
+export class Recovery {
+  private readonly lookup: ConsumerLookup;
+  private notFound = 0;
+
+  constructor(
+    private readonly cfg: RecoveryConfig,
+    private readonly host: RecoveryHost,
+  ) {
+    this.lookup = new ConsumerLookup({
+      nc: cfg.nc,
+      subject: cfg.infoSubject,
+      timeout: Math.min(cfg.apiTimeout, Math.max(250, cfg.idleHeartbeat / 2)),
+      interval: Math.max(100, cfg.idleHeartbeat / 4),
+      retry: () => host.running && host.connected && !host.heardSincePull(),
+      answered: (result, afterOutage) => this.onLookup(result, afterOutage),
+    });
+  }
+
+  /** No more lookups; a pending retry is cleared. Idempotent. */
+  stop(): void {
+    this.lookup.cancel();
+  }
+
+  /**
+   * Looks the consumer up (unless `bind`): tells a deleted consumer or stream from a fault, and
+   * keeps asking while the open request shows no life.
+   */
+  checkConsumer(): void {
+    if (this.cfg.bind || !this.host.running) return;
+    this.lookup.check();
+  }
+
+  /** The connection is back. */
+  reconnected(): void {
+    if (this.host.running) this.host.repull("drop");
+  }
+
+  /**
+   * A status on a retired inbox. 409 Leadership Change: a new consumer leader is up; unless the
+   * current request already showed life, pull again on a new inbox (the current one dropped:
+   * its request may have reached the new leader and must not be served beside the new one).
+   * Returns false for any other status (the caller ignores it).
+   */
+  retiredStatus(code: number, description: string): boolean {
+    if (classifyStatus(code, description).kind !== "leadership") return false;
+    this.host.notify({ type: "debug", code, description });
+    const h = this.host;
+    if (h.running && h.connected && !h.heardSincePull()) h.repull("drop");
+    return true;
+  }
+
+  /** The heartbeat monitor reports `count` silent intervals (2, 3, …). */
+  missed(count: number): void {
+    const h = this.host;
+    h.notify({ type: "heartbeats_missed", count });
+    if (Date.now() - h.pulledAt < 2 * this.cfg.idleHeartbeat) return;
+    this.checkConsumer();
+    // While consumer info goes unanswered the consumer has no leader (or the server is hung):
+    // a pull now would be lost too. The lookup's first answer pulls at once (onLookup).
+    if (this.lookup.inOutage) return;
+    // What the PONG is about: this generation, these requests, this silence.
+    const epoch = h.epoch();
+    this.cfg.nc.flush().then(
+      () => {
+        if (!h.running || !h.connected || h.epoch() !== epoch || h.openRequests() === 0) return;
+        h.repull("retire");
+      },
+      () => {},
+    );
+  }
+
+  private onLookup(result: LookupResult, afterOutage: boolean): void {
+    const h = this.host;
+    if (!h.running) return;
+    const { stream: s, consumer: c, abortOnMissingResource: abort } = this.cfg;
+    if (result === "consumer_not_found") {
+      h.notify({ type: "consumer_not_found", name: c, stream: s, count: ++this.notFound });
+      if (abort) h.end(new ConsumerNotFoundError(s, c));
+      return;
+    }
+    if (result === "stream_not_found") {
+      h.notify({ type: "stream_not_found", name: s });
+      if (abort) h.end(new StreamNotFoundError(s));
+      return;
+    }
+    this.notFound = 0;
+    if (afterOutage && h.connected && !h.heardSincePull()) h.repull("drop");
+  }
+}
