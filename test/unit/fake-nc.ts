@@ -6,6 +6,12 @@
  * nats.js does (subscriptions first, then `closed()`), with or without an error.
  *
  * Nothing here uses timers, so it behaves the same under `vi.useFakeTimers()`.
+ *
+ * For tests that would rather not script the server by hand, {@link FakeNatsConnection.jetstream}
+ * attaches a {@link FakeJetStreamServer}: a model of how nats-server 2.9.10 serves pull requests
+ * (waiting queue, round robin, max_bytes, expiry, heartbeats, refusals, acks), checked against a
+ * real server by test/integration/differential.test.ts. Its timers (only in its default "timers"
+ * clock) are `setTimeout`s, so `vi.advanceTimersByTime()` drives it.
  */
 import { vi } from "vitest";
 import type {
@@ -345,6 +351,15 @@ export class FakeNatsConnection implements NatsConnectionLike {
 
   private sid = 0;
   private seq = 0;
+  /** Server models attached with {@link jetstream}, by stream and consumer. */
+  private readonly servers = new Map<string, FakeJetStreamServer>();
+  /** Publishes made while disconnected that a server model will see on reconnect. */
+  private buffered: {
+    subject: string;
+    payload: string;
+    reply: string | undefined;
+    pull?: PullRecord;
+  }[] = [];
   private closedFlag = false;
   private closing = false;
   private readonly closedDeferred = deferred<void | Error>();
@@ -378,14 +393,19 @@ export class FakeNatsConnection implements NatsConnectionLike {
     });
     if (refused) throw new Error("closed connection");
     const m = PULL_RE.exec(subject);
+    let rec: PullRecord | undefined;
     if (m) {
-      const rec: PullRecord = {
+      const stream = m[1] ?? "";
+      const consumer = m[2] ?? "";
+      rec = {
         index: this.pulls.length,
         subject,
-        stream: m[1] ?? "",
-        consumer: m[2] ?? "",
+        stream,
+        consumer,
         reply: opts?.reply ?? "",
-        body: JSON.parse(text) as PullBody,
+        body: this.servers.has(serverKey(stream, consumer))
+          ? pullBodyOf(text)
+          : (JSON.parse(text) as PullBody),
         publishIndex: this.published.length - 1,
         delivered: 0,
         deliveredBytes: 0,
@@ -394,12 +414,68 @@ export class FakeNatsConnection implements NatsConnectionLike {
       this.pulls.push(rec);
       this.onPull?.(rec);
     }
+    this.toServers(subject, text, opts?.reply, rec);
+  }
+
+  /**
+   * Attaches a model of nats-server serving the pull consumer `stream`/`consumer` (see
+   * {@link FakeJetStreamServer}): from now on the pull requests and acks published for it are
+   * served by the model instead of by the test. Other pulls stay scripted as before.
+   */
+  jetstream(opts: FakeJetStreamOptions = {}): FakeJetStreamServer {
+    const server = new FakeJetStreamServer(this, opts);
+    const key = serverKey(server.stream, server.consumer);
+    if (this.servers.has(key)) {
+      throw new Error(`a server model for ${server.stream}/${server.consumer} is already attached`);
+    }
+    this.servers.set(key, server);
+    return server;
+  }
+
+  /** The server model attached for `stream`/`consumer`, if any. */
+  jetstreamServer(stream = "S", consumer = "C"): FakeJetStreamServer | undefined {
+    return this.servers.get(serverKey(stream, consumer));
+  }
+
+  /** Hands a publish to the server models (buffered while disconnected, as nats.js does). */
+  private toServers(
+    subject: string,
+    payload: string,
+    reply: string | undefined,
+    pull: PullRecord | undefined,
+  ): void {
+    if (this.servers.size === 0) return;
+    if (!this.connected) {
+      this.buffered.push({ subject, payload, reply, ...(pull ? { pull } : {}) });
+      return;
+    }
+    for (const server of this.servers.values()) server.receive(subject, payload, reply, pull);
+  }
+
+  /** Whether the server sees interest in `subject`: an open subscription, while connected. */
+  hasInterest(subject: string): boolean {
+    if (!this.connected || this.closedFlag) return false;
+    return this.subscriptions.some((s) => s.state === "open" && subjectMatches(s.subject, subject));
+  }
+
+  /** Messages the server models sent that have not reached the subscriptions yet. */
+  private get inFlight(): boolean {
+    for (const server of this.servers.values()) if (server.inFlight > 0) return true;
+    return false;
+  }
+
+  /** Delivers what the server models sent so far (a PONG comes after it). */
+  private deliverInFlight(): void {
+    for (const server of this.servers.values()) server.deliverOutbox();
   }
 
   request(subject: string, payload?: Uint8Array, opts?: { timeout: number }): Promise<MsgLike> {
     const text = payload ? dec.decode(payload) : "";
     this.requests.push({ subject, payload: text, timeout: opts?.timeout });
     if (this.closedFlag) return Promise.reject(new Error("closed connection"));
+    // An ack sent as a request (double ack) reaches the server model too; the answer stays the
+    // handler's.
+    if (subject.startsWith("$JS.ACK.")) this.toServers(subject, text, undefined, undefined);
     const answer = this.requestHandler(subject, text);
     if (answer === "hang") return new Promise<MsgLike>(() => {});
     if (answer === "hold") {
@@ -454,7 +530,16 @@ export class FakeNatsConnection implements NatsConnectionLike {
   /** A PING/PONG: answered at once in "auto" mode, else when the test calls answerFlushes(). */
   fence(): Promise<void> {
     if (this.closedFlag) return Promise.reject(new Error("closed connection"));
-    if (this.flushMode === "auto") return Promise.resolve();
+    if (this.flushMode === "auto") {
+      if (!this.inFlight) return Promise.resolve();
+      // The PONG comes after every message a server model sent before the PING.
+      return new Promise<void>((resolve) =>
+        realSetImmediate(() => {
+          this.deliverInFlight();
+          resolve();
+        }),
+      );
+    }
     const d = deferred<void>();
     this.pendingFlushes.push(d);
     return d.promise;
@@ -467,6 +552,7 @@ export class FakeNatsConnection implements NatsConnectionLike {
 
   /** The server answers every PING sent so far. */
   answerFlushes(): void {
+    this.deliverInFlight();
     const all = this.pendingFlushes;
     this.pendingFlushes = [];
     for (const d of all) d.resolve();
@@ -608,6 +694,10 @@ export class FakeNatsConnection implements NatsConnectionLike {
 
   reconnect(): void {
     this.connected = true;
+    // nats.js sends what it buffered while disconnected once it is connected again.
+    const buffered = this.buffered;
+    this.buffered = [];
+    for (const p of buffered) this.toServers(p.subject, p.payload, p.reply, p.pull);
     this.emitStatus("reconnect");
   }
 
@@ -624,6 +714,8 @@ export class FakeNatsConnection implements NatsConnectionLike {
       await Promise.resolve();
     }
     for (const s of this.subscriptions) s.markClosed();
+    for (const server of this.servers.values()) server.connectionClosed();
+    this.buffered = [];
     for (const it of this.statusIterators) {
       it.push({ type: "close" });
       it.stop();
@@ -647,6 +739,873 @@ export class FakeNatsConnection implements NatsConnectionLike {
     await Promise.all(subs.map((s) => s.drain().catch(() => {})));
     await this.close();
   }
+}
+
+// ── a model of nats-server serving pull requests ──────────────────────────────────────────────
+
+function serverKey(stream: string, consumer: string): string {
+  return `${stream}\u0000${consumer}`;
+}
+
+/** A pull request body as nats-server reads it (JSON, a bare batch number, or empty: batch 1). */
+function pullBodyOf(text: string): PullBody {
+  const t = text.trim();
+  if (t.startsWith("{")) {
+    try {
+      const v: unknown = JSON.parse(t);
+      if (v && typeof v === "object" && !Array.isArray(v)) return v as PullBody;
+    } catch {
+      // the server answers 400; the record keeps a placeholder
+    }
+    return { batch: 1 };
+  }
+  return { batch: /^[+-]?\d+$/.test(t) ? Number(t) : 1 };
+}
+
+/** Go's `time.Duration.String()` of `ns` nanoseconds ("2s", "1.5s", "500ms", "1m0s"). */
+export function goDuration(ns: number): string {
+  if (ns === 0) return "0s";
+  const sign = ns < 0 ? "-" : "";
+  let u = Math.abs(Math.round(ns));
+  const frac = (v: number, unit: number): string => {
+    const whole = Math.floor(v / unit);
+    const rest = v % unit;
+    if (rest === 0) return String(whole);
+    const digits = String(unit).length - 1;
+    return `${whole}.${String(rest).padStart(digits, "0").replace(/0+$/, "")}`;
+  };
+  if (u < 1_000) return `${sign}${u}ns`;
+  if (u < 1_000_000) return `${sign}${frac(u, 1_000)}µs`;
+  if (u < 1_000_000_000) return `${sign}${frac(u, 1_000_000)}ms`;
+  const h = Math.floor(u / 3_600_000_000_000);
+  u -= h * 3_600_000_000_000;
+  const m = Math.floor(u / 60_000_000_000);
+  u -= m * 60_000_000_000;
+  const s = `${frac(u, 1_000_000_000)}s`;
+  if (h > 0) return `${sign}${h}h${m}m${s}`;
+  if (m > 0) return `${sign}${m}m${s}`;
+  return `${sign}${s}`;
+}
+
+export interface FakeJetStreamOptions {
+  /** Default "S" (the name the library's unit tests use). */
+  stream?: string;
+  /** Default "C". */
+  consumer?: string;
+  /** Subject of a published message that does not name one. Default `events.<seq>`. */
+  subject?: string | ((seq: number) => string);
+  /**
+   * "timers" (default): the clock is `Date.now()` and deadlines are `setTimeout`s, so
+   * `vi.advanceTimersByTime()` (or real time) drives expiry, heartbeats and ack_wait.
+   * "manual": the clock starts at `Date.now()` and moves only with {@link FakeJetStreamServer.advance};
+   * no timer is ever set.
+   */
+  clock?: "timers" | "manual";
+  /** Consumer `max_waiting`: open requests at most. Default 512 (the server's default). */
+  maxWaiting?: number;
+  /** Consumer `max_batch`; 0 (default) = no limit. */
+  maxRequestBatch?: number;
+  /** Consumer `max_expires`, milliseconds; 0 (default) = no limit. */
+  maxRequestExpires?: number;
+  /** Consumer `max_bytes`; 0 (default) = no limit. */
+  maxRequestMaxBytes?: number;
+  /** Default "explicit". */
+  ackPolicy?: "explicit" | "all" | "none";
+  /** Consumer `max_ack_pending`. Default 1000 (the server's default with acks); -1 = no limit. */
+  maxAckPending?: number;
+  /** Consumer `ack_wait`, milliseconds. Default 30 000. */
+  ackWait?: number;
+  /** Consumer `max_deliver`; -1 (default) = no limit. */
+  maxDeliver?: number;
+  /**
+   * Ack subject layout: 9 tokens (default, what 2.9.10 sends:
+   * `$JS.ACK.<stream>.<consumer>.<dc>.<sseq>.<dseq>.<ts>.<pending>`) or 11 tokens (2.10+:
+   * `$JS.ACK.<domain>.<account hash>.<stream>.…`, `_` for no domain).
+   */
+  ackTokens?: 9 | 11;
+  /** JetStream domain in 11-token ack subjects. Default none (`_`). */
+  domain?: string;
+}
+
+/** A message in the model's stream. */
+export interface StoredMessage {
+  readonly seq: number;
+  readonly subject: string;
+  readonly data: Uint8Array;
+  /** Header values (none: undefined). */
+  readonly headers: Record<string, string> | undefined;
+  /** Length of the header block as sent (`NATS/1.0\r\n…\r\n\r\n`), 0 without headers. */
+  readonly headerBytes: number;
+  /** Stream timestamp, nanoseconds since the epoch (19 digits). */
+  readonly ts: string;
+}
+
+/** A message for {@link FakeJetStreamServer.publish}: a payload, or subject/data/headers. */
+export type PublishInput =
+  | string
+  | Uint8Array
+  | { subject?: string; data?: string | Uint8Array; headers?: Record<string, string> };
+
+/** An open pull request in the model's waiting queue (nats-server's `waitingRequest`). */
+export interface WaitingRequest {
+  readonly reply: string;
+  /** Messages still to deliver (`n`). */
+  n: number;
+  /** Messages delivered (`d`). */
+  d: number;
+  /** Bytes still allowed (`b`); 0 = no max_bytes. */
+  b: number;
+  /** When it expires on the model's clock (ms); 0 = never. */
+  readonly expires: number;
+  readonly received: number;
+  /** Idle heartbeat interval, ms; 0 = none. */
+  readonly hb: number;
+  /** When the next heartbeat is due (ms); 0 = none. */
+  hbt: number;
+  readonly noWait: boolean;
+  /** The connection's record of the request, when it came through `publish()`. */
+  readonly pull: PullRecord | undefined;
+}
+
+/** Something the model sent to the client, in order. */
+export type ServerSent =
+  | {
+      readonly kind: "data";
+      readonly to: string;
+      readonly seq: number;
+      readonly dseq: number;
+      readonly dc: number;
+      readonly pending: number;
+      readonly reply: string;
+      readonly size: number;
+      /** Set when it reached the connection: whether a subscription received it. */
+      delivered?: boolean;
+    }
+  | {
+      readonly kind: "status";
+      readonly to: string;
+      readonly code: number;
+      readonly description: string;
+      readonly headers: Record<string, string>;
+      delivered?: boolean;
+    };
+
+interface PendingAck {
+  /** Consumer sequence of the first delivery. */
+  readonly dseq: number;
+  /** Delivered (or last redelivered, or last +WPI) at, on the model's clock. */
+  ts: number;
+}
+
+const NS_PER_MS = 1_000_000;
+
+/**
+ * A model of nats-server 2.9.10 serving one pull consumer (server/consumer.go: waitQueue,
+ * nextWaiting, processWaiting, processNextMsgRequest, loopAndGatherMsgs, getNextMsg, acks),
+ * attached to a {@link FakeNatsConnection} with `nc.jetstream()`. The test publishes to the
+ * stream with {@link publish}; pull requests and acks arrive from whatever the code under test
+ * publishes on the connection.
+ *
+ * - Open requests wait in a queue; the head gets the next message; a request with messages left
+ *   then goes to the back when others wait (round robin); one that has its batch is removed,
+ *   silently.
+ * - max_bytes: a message that fits is counted against the head's bytes (landing on exactly 0
+ *   makes it the last); one that does not fit ends the head with `409 Message Size Exceeds
+ *   MaxBytes` (`Nats-Pending-Messages`, `Nats-Pending-Bytes`) and goes to the next request.
+ * - A request without interest (no open subscription matches its reply subject, or the
+ *   connection is down) is dropped silently when the server next looks at it: when it is at the
+ *   head for a message, or at the next sweep (after every delivery burst, at every deadline,
+ *   before refusing a request for a full queue). Nothing else removes it: unsubscribing and
+ *   subscribing again before the next look keeps it alive, as on the real server.
+ * - Expiry: `408 Request Timeout` with pending headers. Heartbeats: `100 Idle Heartbeat` with
+ *   `Nats-Last-Consumer`/`Nats-Last-Stream` to each request with interest once its interval
+ *   passes without a message.
+ * - Refusals before queuing: 400 Bad Request (body not understood, heartbeat over half of
+ *   expires), 409 Exceeded MaxRequestBatch/MaxRequestExpires/MaxRequestMaxBytes/MaxWaiting.
+ *   no_wait is served as 2.9.10 does (404 No Messages, 408 Requests Pending).
+ * - Acks: +ACK, +TERM, -NAK (redelivered first, with the delivery count up; a delay as 2.9.10
+ *   does it, through ack_wait), +WPI, +NXT; max_ack_pending stalls delivery; ack_wait redelivers.
+ *
+ * What it sends reaches the subscriptions in a later macrotask when it answers the code under
+ * test (a publish never calls back into its caller), and at once when the test acts
+ * ({@link publish}, {@link advance}, a timer firing); a flush's PONG comes after it either way.
+ * Every message it sends is logged in {@link sent}.
+ *
+ * 2.9.10's quirks are kept where they show on the wire: a redelivery that finds no request
+ * with interest is lost until ack_wait and re-sends the message before the stream cursor as
+ * new (see `loop`).
+ *
+ * Not modelled: clustering and leader changes (use `sendStatus`), consumer deletion, flow
+ * control, filter subjects, stream limits, backoff, the account-export `408 Interest Expired`,
+ * the consumer's pending count drifting after that redelivery quirk (the `pending` token here
+ * is always the stream messages after the cursor), `-NAK <duration>` (only the JSON delay),
+ * and two races of the real server: a request found expired at a message before its timer
+ * fires (dropped without a 408 there) and a message handed to a reply whose UNSUB is in flight
+ * (`didNotDeliver`). The sweep the real server runs after a request or a delivery is
+ * asynchronous (its consumer goroutine); here it runs at once.
+ */
+export class FakeJetStreamServer {
+  readonly stream: string;
+  readonly consumer: string;
+  /** The stream: messages[seq - 1]. */
+  readonly messages: StoredMessage[] = [];
+  /** Everything sent to the client, in order. */
+  readonly sent: ServerSent[] = [];
+  /** Acks the server processed (payloads as published), in order. */
+  readonly acks: { readonly subject: string; readonly payload: string }[] = [];
+
+  private readonly manual: boolean;
+  private clockMs: number;
+  private readonly subjectOf: (seq: number) => string;
+  private readonly maxWaiting: number;
+  private readonly maxRequestBatch: number;
+  private readonly maxRequestExpiresNs: number;
+  private readonly maxRequestMaxBytes: number;
+  private readonly ackPolicy: "explicit" | "all" | "none";
+  private readonly maxAckPending: number;
+  private readonly ackWait: number;
+  private readonly maxDeliver: number;
+  private readonly ackPrefix: string;
+
+  private queue: WaitingRequest[] = [];
+  /** Next stream sequence to deliver (o.sseq). */
+  private sseq = 1;
+  /** Next consumer (delivery) sequence (o.dseq). */
+  private dseq = 1;
+  private readonly pendingAcks = new Map<number, PendingAck>();
+  /** Redelivery queue (o.rdq), stream sequences. */
+  private rdq: number[] = [];
+  /** Redeliveries so far per stream sequence (o.rdc). */
+  private readonly rdc = new Map<number, number>();
+  private outbox: { to: string; msg: Omit<MsgLike, "sid">; entry: ServerSent }[] = [];
+  /** >0 while answering the client (its publish is on the stack). */
+  private depth = 0;
+  private deliveryScheduled = false;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** The next deadline (expiry, heartbeat, ack_wait) on the model's clock; 0 = none. */
+  private wakeAt = 0;
+  private disposed = false;
+
+  constructor(
+    private readonly nc: FakeNatsConnection,
+    opts: FakeJetStreamOptions = {},
+  ) {
+    this.stream = opts.stream ?? "S";
+    this.consumer = opts.consumer ?? "C";
+    const subject = opts.subject ?? ((seq: number) => `events.${seq}`);
+    this.subjectOf = typeof subject === "string" ? () => subject : subject;
+    this.manual = opts.clock === "manual";
+    this.clockMs = Date.now();
+    this.maxWaiting = opts.maxWaiting ?? 512;
+    this.maxRequestBatch = opts.maxRequestBatch ?? 0;
+    this.maxRequestExpiresNs = (opts.maxRequestExpires ?? 0) * NS_PER_MS;
+    this.maxRequestMaxBytes = opts.maxRequestMaxBytes ?? 0;
+    this.ackPolicy = opts.ackPolicy ?? "explicit";
+    this.maxAckPending = this.ackPolicy === "none" ? -1 : (opts.maxAckPending ?? 1000);
+    this.ackWait = opts.ackWait ?? 30_000;
+    this.maxDeliver = opts.maxDeliver ?? -1;
+    this.ackPrefix =
+      opts.ackTokens === 11
+        ? `$JS.ACK.${opts.domain ?? "_"}.ACCOUNTHASH.${this.stream}.${this.consumer}`
+        : `$JS.ACK.${this.stream}.${this.consumer}`;
+  }
+
+  // ── what the test does ─────────────────────────────────────────────────────────────────
+
+  /** The model's clock, milliseconds. */
+  now(): number {
+    return this.manual ? this.clockMs : Date.now();
+  }
+
+  /**
+   * Stores messages in the stream and serves the waiting requests. `what`: a count (payloads
+   * `m<seq>`), or one entry per message. Returns the stream sequences.
+   */
+  publish(what: number | readonly PublishInput[]): number[] {
+    const inputs: PublishInput[] =
+      typeof what === "number"
+        ? Array.from({ length: what }, (_, i) => `m${this.messages.length + i + 1}`)
+        : [...what];
+    const seqs: number[] = [];
+    for (const input of inputs) {
+      const seq = this.messages.length + 1;
+      const o = typeof input === "string" || input instanceof Uint8Array ? { data: input } : input;
+      const data = typeof o.data === "string" ? enc.encode(o.data) : (o.data ?? new Uint8Array());
+      const headers = o.headers;
+      let headerBytes = 0;
+      if (headers) {
+        headerBytes = "NATS/1.0\r\n".length + 2;
+        for (const [k, v] of Object.entries(headers)) headerBytes += k.length + v.length + 4;
+      }
+      this.messages.push({
+        seq,
+        subject: o.subject ?? this.subjectOf(seq),
+        data,
+        headers,
+        headerBytes,
+        ts: this.timestamp(),
+      });
+      seqs.push(seq);
+    }
+    this.act(() => {
+      if (this.queue.length > 0) this.loop();
+    });
+    return seqs;
+  }
+
+  /**
+   * "manual" clock: moves it forward by `ms`, running every deadline on the way (expiry,
+   * heartbeats, ack_wait) at its time.
+   */
+  advance(ms: number): void {
+    if (!this.manual)
+      throw new Error('advance() is for clock "manual"; use vi.advanceTimersByTime');
+    const target = this.clockMs + ms;
+    this.act(() => {
+      for (let guard = 0; this.wakeAt > 0 && this.wakeAt <= target && !this.disposed; guard++) {
+        if (guard > 1_000_000) throw new Error("advance(): deadlines do not move forward");
+        this.clockMs = Math.max(this.clockMs, this.wakeAt);
+        this.wake();
+      }
+      this.clockMs = target;
+    });
+  }
+
+  /** The open requests, head first. */
+  get waiting(): readonly WaitingRequest[] {
+    return this.queue;
+  }
+
+  /** Messages sent but not yet handed to the subscriptions (they go in a later macrotask). */
+  get inFlight(): number {
+    return this.outbox.length;
+  }
+
+  /** Stream messages not yet delivered (the consumer's num_pending). */
+  get numPending(): number {
+    return Math.max(0, this.messages.length - this.sseq + 1);
+  }
+
+  /** Delivered messages not yet acked (num_ack_pending). */
+  get numAckPending(): number {
+    return this.pendingAcks.size;
+  }
+
+  /** Consumer info as `$JS.API.CONSUMER.INFO` would answer it (the fields tests read). */
+  info(): Record<string, unknown> {
+    return {
+      stream_name: this.stream,
+      name: this.consumer,
+      config: {
+        durable_name: this.consumer,
+        ack_policy: this.ackPolicy,
+        ack_wait: this.ackWait * NS_PER_MS,
+        max_deliver: this.maxDeliver,
+        max_waiting: this.maxWaiting,
+        max_ack_pending: this.maxAckPending,
+      },
+      delivered: { consumer_seq: this.dseq - 1, stream_seq: this.sseq - 1 },
+      num_ack_pending: this.pendingAcks.size,
+      num_redelivered: [...this.rdc.values()].filter((n) => n > 0).length,
+      num_waiting: this.queue.length,
+      num_pending: this.numPending,
+    };
+  }
+
+  /** Stops the model: no more timers, requests dropped, nothing more sent. Idempotent. */
+  dispose(): void {
+    this.disposed = true;
+    for (const wr of this.queue) if (wr.pull) wr.pull.done = true;
+    this.queue = [];
+    this.outbox = [];
+    this.setWake(0);
+  }
+
+  /** Hands what was sent to the subscriptions now (in order). */
+  deliverOutbox(): void {
+    while (this.outbox.length > 0) {
+      const o = this.outbox.shift()!;
+      const live = this.nc.connected && !this.nc.isClosed();
+      o.entry.delivered = live && this.nc.route(o.to, o.msg);
+    }
+  }
+
+  // ── what the connection hands over ────────────────────────────────────────────────────────
+
+  /** A publish by the client: a pull request or an ack for this consumer, else ignored. */
+  receive(subject: string, payload: string, reply: string | undefined, pull?: PullRecord): void {
+    if (this.disposed) return;
+    const m = PULL_RE.exec(subject);
+    const isPull = m !== null && m[1] === this.stream && m[2] === this.consumer;
+    const isAck = subject.startsWith(`${this.ackPrefix}.`);
+    if (!isPull && !isAck) return;
+    this.depth++;
+    try {
+      if (isPull) this.processNextMsgRequest(reply, payload, pull);
+      else this.processAck(subject, payload, reply);
+    } finally {
+      this.depth--;
+    }
+    this.afterClient();
+  }
+
+  /** The connection closed: every request loses interest; nothing more is sent. */
+  connectionClosed(): void {
+    for (const wr of this.queue) if (wr.pull) wr.pull.done = true;
+    this.queue = [];
+    this.outbox = [];
+    // Redeliveries could only go to requests of a later connection: no timer is left behind.
+    this.setWake(0);
+  }
+
+  // ── the server ─────────────────────────────────────────────────────────────────────────
+
+  /** Runs a server-side action; what it sends goes out at once unless the client is on the stack. */
+  private act(fn: () => void): void {
+    if (this.disposed) return;
+    fn();
+    if (this.depth > 0) this.afterClient();
+    else this.deliverOutbox();
+  }
+
+  private afterClient(): void {
+    if (this.outbox.length === 0 || this.deliveryScheduled) return;
+    this.deliveryScheduled = true;
+    realSetImmediate(() => {
+      this.deliveryScheduled = false;
+      this.deliverOutbox();
+    });
+  }
+
+  private timestamp(): string {
+    let ms = Math.floor(this.now());
+    // Keep 19 digits (a real stream's timestamp) so sizes match even on a clock set near 0.
+    if (ms < 1_000_000_000_000) ms += 1_700_000_000_000;
+    return (BigInt(ms) * 1_000_000n + BigInt((this.messages.length + 1) % 1_000_000)).toString();
+  }
+
+  private send(entry: ServerSent, msg: Omit<MsgLike, "sid">): void {
+    this.sent.push(entry);
+    this.outbox.push({ to: entry.to, msg, entry });
+  }
+
+  private sendStatus(
+    to: string,
+    code: number,
+    description: string,
+    values: Record<string, string> = {},
+  ): void {
+    this.send(
+      { kind: "status", to, code, description, headers: values },
+      {
+        subject: to,
+        reply: undefined,
+        data: new Uint8Array(),
+        headers: statusHeaders(code, description, values),
+      },
+    );
+  }
+
+  private sendPendingStatus(wr: WaitingRequest, code: number, description: string): void {
+    this.sendStatus(wr.reply, code, description, {
+      "Nats-Pending-Messages": String(wr.n),
+      "Nats-Pending-Bytes": String(wr.b),
+    });
+  }
+
+  private end(wr: WaitingRequest): void {
+    const i = this.queue.indexOf(wr);
+    if (i >= 0) this.queue.splice(i, 1);
+    if (wr.pull) wr.pull.done = true;
+  }
+
+  /** processNextMsgRequest: refuse, or queue and serve. */
+  private processNextMsgRequest(
+    reply: string | undefined,
+    payload: string,
+    pull?: PullRecord,
+  ): void {
+    if (!reply) return;
+    const refuse = (code: number, description: string) => {
+      if (pull) pull.done = true;
+      this.sendStatus(reply, code, description);
+    };
+    const req = parseNextRequest(payload);
+    if (typeof req === "string") {
+      refuse(400, `Bad Request - ${req}`);
+      return;
+    }
+    if (this.maxRequestBatch > 0 && req.batch > this.maxRequestBatch) {
+      refuse(409, `Exceeded MaxRequestBatch of ${this.maxRequestBatch}`);
+      return;
+    }
+    if (
+      req.expiresNs !== 0 &&
+      this.maxRequestExpiresNs > 0 &&
+      req.expiresNs > this.maxRequestExpiresNs
+    ) {
+      refuse(409, `Exceeded MaxRequestExpires of ${goDuration(this.maxRequestExpiresNs)}`);
+      return;
+    }
+    if (req.maxBytes > 0 && this.maxRequestMaxBytes > 0 && req.maxBytes > this.maxRequestMaxBytes) {
+      refuse(409, `Exceeded MaxRequestMaxBytes of ${this.maxRequestMaxBytes}`);
+      return;
+    }
+    if (this.queue.length >= this.maxWaiting) this.processWaiting(false);
+    if (req.noWait) {
+      const msgsPending = this.numPending + this.rdq.length;
+      if (msgsPending === 0 && req.expiresNs === 0) {
+        refuse(404, "No Messages");
+        return;
+      }
+      if (msgsPending > 0) {
+        const { brp } = this.processWaiting(false);
+        if (msgsPending < brp) {
+          refuse(408, "Requests Pending");
+          return;
+        }
+      }
+    }
+    const now = this.now();
+    const wr: WaitingRequest = {
+      reply,
+      n: req.batch,
+      d: 0,
+      b: req.maxBytes,
+      expires: req.expiresNs === 0 ? 0 : now + req.expiresNs / NS_PER_MS,
+      received: now,
+      hb: req.heartbeatNs / NS_PER_MS,
+      hbt: req.heartbeatNs > 0 ? now + req.heartbeatNs / NS_PER_MS : 0,
+      noWait: req.noWait,
+      pull,
+    };
+    if (this.queue.length >= this.maxWaiting) {
+      refuse(409, "Exceeded MaxWaiting");
+      return;
+    }
+    this.queue.push(wr);
+    this.loop();
+  }
+
+  /**
+   * loopAndGatherMsgs, one pass: while requests wait and a message is available, the head
+   * request (per nextWaiting) gets it; then the sweep (processWaiting) and the next deadline.
+   */
+  private loop(): void {
+    let stalled = false;
+    while (this.queue.length > 0) {
+      const next = this.getNextMsg();
+      if (next === "stalled") {
+        stalled = true;
+        break;
+      }
+      if (!next) break;
+      const { msg, dc } = next;
+      const pending = this.numPending;
+      const reply = `${this.ackPrefix}.${dc}.${msg.seq}.${this.dseq}.${msg.ts}.${pending}`;
+      const size = msg.subject.length + reply.length + msg.headerBytes + msg.data.length;
+      const wr = this.nextWaiting(size);
+      if (!wr) {
+        // Nobody to take it: "we will redo this one", by stepping the stream cursor back. 2.9.10
+        // does that for a redelivery too (measured): the redelivery is lost until ack_wait, its
+        // delivery count stays up, and the message before the cursor goes out again as a first
+        // delivery (dc 1, a new consumer sequence).
+        this.sseq--;
+        break;
+      }
+      const now = this.now();
+      if (wr.n <= 0) {
+        if (wr.pull) wr.pull.done = true;
+      } else if (wr.hb > 0) {
+        wr.hbt = now + wr.hb;
+      }
+      const dseq = this.dseq++;
+      if (this.ackPolicy !== "none") {
+        const p = this.pendingAcks.get(msg.seq);
+        if (p) p.ts = now;
+        else this.pendingAcks.set(msg.seq, { dseq, ts: now });
+      }
+      if (wr.pull) {
+        wr.pull.delivered++;
+        wr.pull.deliveredBytes += size;
+      }
+      const headers = msg.headers ? statusHeaders(0, "", msg.headers) : undefined;
+      this.send(
+        { kind: "data", to: wr.reply, seq: msg.seq, dseq, dc, pending, reply, size },
+        { subject: msg.subject, reply, data: msg.data, headers, size: () => size },
+      );
+    }
+    this.processWaiting(!stalled);
+    this.schedule();
+  }
+
+  /** getNextMsg: a redelivery first, else the next stream message unless max_ack_pending stalls. */
+  private getNextMsg(): { msg: StoredMessage; dc: number } | "stalled" | undefined {
+    while (this.rdq.length > 0) {
+      const seq = this.rdq.shift()!;
+      const r = (this.rdc.get(seq) ?? 0) + 1;
+      this.rdc.set(seq, r);
+      const dc = r + 1;
+      if (this.maxDeliver > 0 && dc > this.maxDeliver) {
+        this.pendingAcks.delete(seq);
+        continue;
+      }
+      const msg = this.messages[seq - 1];
+      if (msg) return { msg, dc };
+    }
+    if (this.maxAckPending > 0 && this.pendingAcks.size >= this.maxAckPending) return "stalled";
+    const msg = this.messages[this.sseq - 1];
+    if (!msg) return undefined;
+    this.sseq++;
+    return { msg, dc: 1 };
+  }
+
+  /** nextWaiting: the request that gets a message of `sz` bytes (max_bytes, interest, expiry). */
+  private nextWaiting(sz: number): WaitingRequest | undefined {
+    while (this.queue.length > 0) {
+      const wr = this.queue[0]!;
+      if (wr.b > 0) {
+        if (sz <= wr.b) {
+          wr.b -= sz;
+          if (wr.b === 0) wr.n = 1;
+        } else {
+          this.sendPendingStatus(wr, 409, "Message Size Exceeds MaxBytes");
+          this.end(wr);
+          continue;
+        }
+      }
+      if ((wr.expires === 0 || this.now() < wr.expires) && this.nc.hasInterest(wr.reply)) {
+        return this.pop();
+      }
+      this.end(wr);
+    }
+    return undefined;
+  }
+
+  /** waitQueue.pop: the head takes one; with more to go it moves to the back if others wait. */
+  private pop(): WaitingRequest {
+    const wr = this.queue[0]!;
+    wr.d++;
+    wr.n--;
+    if (wr.n > 0 && this.queue.length > 1) {
+      this.queue.shift();
+      this.queue.push(wr);
+    } else if (wr.n <= 0) {
+      this.queue.shift();
+    }
+    return wr;
+  }
+
+  /**
+   * processWaiting: expires (408), drops requests without interest (silently), sends due
+   * heartbeats. Returns the next deadline among requests with interest and their batch total.
+   */
+  private processWaiting(eos: boolean): { fexp: number; brp: number } {
+    const now = this.now();
+    let fexp = 0;
+    let brp = 0;
+    for (const wr of [...this.queue]) {
+      if ((eos && wr.noWait && wr.d > 0) || (wr.expires !== 0 && now >= wr.expires)) {
+        this.sendPendingStatus(wr, 408, "Request Timeout");
+        this.end(wr);
+        continue;
+      }
+      if (!this.nc.hasInterest(wr.reply)) {
+        this.end(wr);
+        continue;
+      }
+      brp += wr.n;
+      if (wr.hbt !== 0) {
+        if (now >= wr.hbt) {
+          this.sendStatus(wr.reply, 100, "Idle Heartbeat", {
+            "Nats-Last-Consumer": String(this.dseq - 1),
+            "Nats-Last-Stream": String(this.sseq - 1),
+          });
+          wr.hbt = now + wr.hb;
+        }
+        if (fexp === 0 || wr.hbt < fexp) fexp = wr.hbt;
+      }
+      if (wr.expires !== 0 && (fexp === 0 || wr.expires < fexp)) fexp = wr.expires;
+    }
+    this.waitFexp = fexp;
+    return { fexp, brp };
+  }
+
+  /** The sweep's deadline from the last processWaiting. */
+  private waitFexp = 0;
+
+  /** The earliest ack_wait deadline of a pending message not queued for redelivery; 0 = none. */
+  private nextAckDeadline(): number {
+    let next = 0;
+    for (const [seq, p] of this.pendingAcks) {
+      if (this.rdq.includes(seq)) continue;
+      const t = p.ts + this.ackWait;
+      if (next === 0 || t < next) next = t;
+    }
+    return next;
+  }
+
+  private schedule(): void {
+    const ack = this.nextAckDeadline();
+    const f = this.waitFexp;
+    this.setWake(f === 0 ? ack : ack === 0 ? f : Math.min(f, ack));
+  }
+
+  private setWake(at: number): void {
+    this.wakeAt = at;
+    if (this.manual) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (at === 0 || this.disposed) return;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.act(() => this.wake());
+      },
+      Math.max(0, at - this.now()),
+    );
+  }
+
+  /** A deadline passed: ack_wait redeliveries, the sweep, and serving what that freed. */
+  private wake(): void {
+    const now = this.now();
+    const expired: number[] = [];
+    for (const [seq, p] of this.pendingAcks) {
+      if (!this.rdq.includes(seq) && now - p.ts >= this.ackWait) expired.push(seq);
+    }
+    expired.sort((a, b) => a - b);
+    this.rdq.push(...expired);
+    this.processWaiting(true);
+    this.loop();
+  }
+
+  /** processAck: +ACK (or empty), +NXT, -NAK [delay], +WPI, +TERM. */
+  private processAck(subject: string, payload: string, reply: string | undefined): void {
+    this.acks.push({ subject, payload });
+    const t = subject.split(".");
+    const off = t.length >= 11 ? 2 : 0;
+    const sseq = Number(t[5 + off]);
+    const body = payload;
+    if (body === "" || body === "+ACK" || body === "+OK" || body === "+TERM") {
+      this.processAckMsg(sseq);
+    } else if (body.startsWith("+NXT")) {
+      this.processAckMsg(sseq);
+      if (reply) this.processNextMsgRequest(reply, body.slice(4), undefined);
+    } else if (body.startsWith("-NAK")) {
+      this.processNak(sseq, body.slice(4).trim());
+    } else if (body === "+WPI") {
+      const p = this.pendingAcks.get(sseq);
+      if (p) p.ts = this.now();
+      this.schedule();
+    }
+  }
+
+  private processAckMsg(sseq: number): void {
+    if (this.ackPolicy === "none") return;
+    const atLimit = this.maxAckPending > 0 && this.pendingAcks.size >= this.maxAckPending;
+    const seqs =
+      this.ackPolicy === "all"
+        ? [...this.pendingAcks.keys()].filter((s) => s <= sseq)
+        : this.pendingAcks.has(sseq)
+          ? [sseq]
+          : [];
+    for (const s of seqs) {
+      this.pendingAcks.delete(s);
+      this.rdc.delete(s);
+      this.rdq = this.rdq.filter((q) => q !== s);
+    }
+    if (seqs.length > 0 && atLimit) this.loop();
+    else this.schedule();
+  }
+
+  private processNak(sseq: number, arg: string): void {
+    const p = this.pendingAcks.get(sseq);
+    if (!p) return;
+    if (arg.length > 0) {
+      let delayNs: number | undefined;
+      if (arg.startsWith("{")) {
+        try {
+          const d = (JSON.parse(arg) as { delay?: unknown }).delay;
+          delayNs = typeof d === "number" ? d : 0;
+        } catch {
+          delayNs = undefined;
+        }
+      }
+      if (delayNs !== undefined) {
+        this.rdq = this.rdq.filter((q) => q !== sseq);
+        // 2.9.10: "now - ackWait is expired now, so offset from there".
+        p.ts = this.now() - this.ackWait + delayNs / NS_PER_MS;
+        this.schedule();
+        return;
+      }
+    }
+    if (!this.rdq.includes(sseq)) this.rdq.push(sseq);
+    this.loop();
+  }
+}
+
+interface NextRequest {
+  batch: number;
+  maxBytes: number;
+  expiresNs: number;
+  heartbeatNs: number;
+  noWait: boolean;
+}
+
+/** nextReqFromMsg: the request, or why it is a 400 (Go's wording where it can be matched). */
+function parseNextRequest(payload: string): NextRequest | string {
+  const t = payload.trim();
+  const req: NextRequest = { batch: 1, maxBytes: 0, expiresNs: 0, heartbeatNs: 0, noWait: false };
+  if (t.length === 0) return req;
+  if (!t.startsWith("{")) {
+    if (/^[+-]?\d+$/.test(t)) req.batch = Number(t);
+    return req;
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(t);
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    return "json: cannot unmarshal into Go value of type server.JSApiConsumerGetNextRequest";
+  }
+  req.batch = 0;
+  const fields: Record<string, { key: keyof NextRequest; type: string }> = {
+    batch: { key: "batch", type: "int" },
+    max_bytes: { key: "maxBytes", type: "int" },
+    expires: { key: "expiresNs", type: "time.Duration" },
+    idle_heartbeat: { key: "heartbeatNs", type: "time.Duration" },
+    no_wait: { key: "noWait", type: "bool" },
+  };
+  for (const [k, value] of Object.entries(v as Record<string, unknown>)) {
+    // encoding/json matches field names case-insensitively
+    const f = fields[k.toLowerCase()];
+    if (!f || value === null) continue;
+    const field = `JSApiConsumerGetNextRequest.${k.toLowerCase()}`;
+    const wrong = (what: string) =>
+      `json: cannot unmarshal ${what} into Go struct field ${field} of type ${f.type}`;
+    if (f.type === "bool") {
+      if (typeof value !== "boolean") return wrong(goJsonKind(value));
+      req.noWait = value;
+    } else {
+      if (typeof value !== "number") return wrong(goJsonKind(value));
+      if (!Number.isInteger(value)) return wrong(`number ${value}`);
+      (req as unknown as Record<string, number>)[f.key] = value;
+    }
+  }
+  if (req.heartbeatNs > 0 && req.heartbeatNs * 2 > req.expiresNs) {
+    return "heartbeat value too large";
+  }
+  return req;
+}
+
+function goJsonKind(v: unknown): string {
+  if (typeof v === "string") return "string";
+  if (typeof v === "boolean") return "bool";
+  if (typeof v === "number") return "number";
+  if (Array.isArray(v)) return "array";
+  return "object";
 }
 
 /**
