@@ -124,6 +124,11 @@ export class Recovery {
     this.cfg.nc.flush().then(
       () => {
         if (!h.running || !h.connected || h.epoch() !== epoch || h.openRequests() === 0) return;
+        h.notify({
+          type: "debug",
+          code: 0,
+          description: `heartbeats_missed(${count}): the server answers, the open requests are silent: pulling again on a new inbox`,
+        });
         h.repull("retire");
       },
       () => {},
@@ -145,6 +150,13 @@ export class Recovery {
       return;
     }
     this.notFound = 0;
-    if (afterOutage && h.connected && !h.heardSincePull()) h.repull("drop");
+    if (afterOutage && h.connected && !h.heardSincePull()) {
+      h.notify({
+        type: "debug",
+        code: 0,
+        description: "consumer info answered again after unanswered requests: pulling again",
+      });
+      h.repull("drop");
+    }
   }
 }
