@@ -382,14 +382,29 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
 
   private async runCallbacks(callback: (m: M) => unknown): Promise<void> {
     for (;;) {
-      let item = this.channel.tryTake();
-      if (item === undefined) {
-        item = await new Promise<JsMsg | End>((resolve) => void this.channel.take(resolve));
-      }
-      if (isEnd(item)) return;
+      // A message belongs to the callback from the moment it leaves the channel: `done` waits
+      // from then until the callback settles (taking the last item may itself reach maybeDone).
       this.callbackRunning = true;
+      let item: JsMsg | End | M | undefined = this.channel.tryTake();
+      if (item !== undefined && !isEnd(item)) item = this.handOut(item);
+      if (item === undefined) {
+        this.callbackRunning = false;
+        item = await new Promise<M | End>(
+          (resolve) =>
+            void this.channel.take((i) => {
+              if (isEnd(i)) return resolve(i);
+              this.callbackRunning = true;
+              resolve(this.handOut(i));
+            }),
+        );
+      }
+      if (isEnd(item)) {
+        this.callbackRunning = false;
+        this.maybeDone();
+        return;
+      }
       try {
-        const r = callback(this.handOut(item));
+        const r = callback(item as M);
         if (isThenable(r)) await r;
       } catch (err) {
         // Ends the iterator with that error — also one already closed (after drain()) whose

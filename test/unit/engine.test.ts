@@ -1150,6 +1150,64 @@ describe("more endings", () => {
   });
 });
 
+describe("callback mode", () => {
+  it("drain with 3 buffered: closed() waits for the last callback (taken from the closed channel) to settle, and its ack leaves first", async () => {
+    const actions: string[] = [];
+    const releases: (() => void)[] = [];
+    const ctx = start({
+      callback: async (m) => {
+        actions.push(`start ${m.seq}`);
+        await new Promise<void>((r) => releases.push(r));
+        m.ack();
+        actions.push(`end ${m.seq}`);
+      },
+    });
+    const { nc, messages } = ctx;
+    for (let seq = 1; seq <= 3; seq++) nc.sendData(nc.lastPull(), { seq });
+    await settle();
+    expect(actions).toEqual(["start 1"]);
+    const closed = track(messages.closed());
+    await messages.drain();
+    for (let i = 0; i < 2; i++) {
+      releases.shift()?.();
+      await settle();
+    }
+    expect(actions).toEqual(["start 1", "end 1", "start 2", "end 2", "start 3"]);
+    expect(closed.state).toBe("pending");
+    releases.shift()?.();
+    await settle();
+    expect(closed.state).toBe("resolved");
+    expect(actions.at(-1)).toBe("end 3");
+    expect(nc.acks().filter((p) => p.payload === "+ACK")).toHaveLength(3);
+    expectNothingLeft(ctx);
+  });
+
+  it("drain while a callback runs and 1 more is buffered; that last one (taken from the closed channel) throws: closed() resolves that error", async () => {
+    const boom = new Error("boom in the last callback");
+    let release: (() => void) | undefined;
+    const ctx = start({
+      callback: (m) => {
+        if (m.seq === 2) throw boom;
+        return new Promise<void>((r) => {
+          release = r;
+        });
+      },
+    });
+    const { nc, messages } = ctx;
+    const closed = track(messages.closed());
+    nc.sendData(nc.lastPull(), { seq: 1 });
+    nc.sendData(nc.lastPull(), { seq: 2 });
+    await settle();
+    expect(messages.getPending()).toBe(1);
+    await messages.drain();
+    release?.();
+    await settle();
+    expect(closed.state).toBe("resolved");
+    expect(closed.value).toBe(boom);
+    expect(messages.counters()).toMatchObject({ received: 2, processed: 2, pending: 0 });
+  });
+});
+
 describe("no pull after the iterator left open", () => {
   it("drain, then the loop takes the buffer: no pull", async () => {
     const ctx = start({}, { flushMode: "hold" });
