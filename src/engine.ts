@@ -100,6 +100,11 @@ export class PullEngine {
   private pulledAt = 0;
   /** The monitor's life count when the newest request was published. */
   private lifeAtPull = 0;
+  /**
+   * Bytes of room the next message needs, at least, after 409 Message Size Exceeds MaxBytes
+   * (the room the request had, plus one); 0 once a message arrives.
+   */
+  private needRoom = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private retryAttempt = 0;
   private readonly recovery: Recovery;
@@ -195,7 +200,7 @@ export class PullEngine {
     const g = this.inboxes.current;
     if (!g || g.fencing) return;
     const o = this.cfg.opts;
-    const next = nextPull(o, this.host.held, this.ledger, this.backlog);
+    const next = nextPull(o, this.host.held, this.ledger, this.backlog, this.needRoom);
     if (!next) return;
     const { batch, maxBytes } = next;
     const id = `${g.inbox}.${++this.reqSeq}`;
@@ -318,6 +323,7 @@ export class PullEngine {
     this.inboxes.releaseRetired();
     this.monitor.alive();
     this.retryAttempt = 0;
+    this.needRoom = 0;
     this.backlog = pending;
     this.host.deliver(m, size);
     this.maybePull();
@@ -363,9 +369,11 @@ export class PullEngine {
         }
         if (released === "ambiguous") this.rotate("drop");
         if (action.tooLarge) {
-          // Cut short because the buffer holds most of max_bytes: re-pull as usual. A message
-          // larger than max_bytes itself: back off (the server cannot deliver it to us).
+          // Cut short because the buffer holds part of max_bytes: pull again once the room is
+          // larger than this request had. A message larger than max_bytes itself: back off
+          // (the server cannot deliver it to us).
           if (this.host.held.bytes === 0) this.retryLater();
+          else if (released !== "ambiguous") this.needRoom = released.bytesLeft + 1;
         } else if (released !== "ambiguous") {
           const { messagesLeft, bytesLeft } = released;
           if (messagesLeft > 0 || bytesLeft > 0) {

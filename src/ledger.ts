@@ -170,12 +170,15 @@ export interface PullLimits {
  *   request waiting for new messages.
  * - With max_bytes, one at a time: the server ends such a request without a word once its bytes
  *   are used up, which the ledger can only tell when it is the only one.
+ * - `needRoom`: after 409 Message Size Exceeds MaxBytes, the next message needs more than the room
+ *   that request had; no request for less goes out (bytes; 0 = nothing known).
  */
 export function nextPull(
   o: PullLimits,
   held: { readonly size: number; readonly bytes: number },
   ledger: PullLedger,
   backlog: number,
+  needRoom = 0,
 ): { batch: number; maxBytes: number } | undefined {
   const outMsgs = ledger.outstandingMessages;
   const outBytes = ledger.outstandingBytes;
@@ -185,5 +188,10 @@ export function nextPull(
   const batch = o.max_messages - held.size - outMsgs;
   const maxBytes = o.max_bytes > 0 ? o.max_bytes - held.bytes - outBytes : 0;
   if (batch <= 0 || (o.max_bytes > 0 && maxBytes <= 0)) return undefined;
+  // The next message is known not to fit less room than `needRoom`: a request for less would
+  // only bring back 409 Message Size Exceeds MaxBytes at once.
+  // (With nothing buffered the whole of max_bytes is asked for: a message larger than that is
+  // the caller's backoff, never a reason to stop pulling.)
+  if (o.max_bytes > 0 && held.bytes > 0 && maxBytes < needRoom) return undefined;
   return { batch, maxBytes };
 }

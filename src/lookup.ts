@@ -32,17 +32,21 @@ export interface LookupConfig {
 export class ConsumerLookup {
   private inFlight = false;
   private unanswered = 0;
+  /** Some request of this lookup was answered: lookups work on this connection. */
+  private answeredOnce = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private cancelled = false;
 
   constructor(private readonly cfg: LookupConfig) {}
 
   /**
-   * The last request went unanswered and no answer has come since: the consumer has no leader
-   * (or the server is hung). Pulls sent now would be lost; the first answer says when to pull.
+   * The last request went unanswered and no answer has come since, though earlier ones were
+   * answered: the consumer has no leader (or the server is hung). Pulls sent now would be lost;
+   * the first answer says when to pull. Never true on a connection whose lookups were never
+   * answered (no permission to read consumer info, say): there it tells nothing.
    */
   get inOutage(): boolean {
-    return this.unanswered > 0;
+    return this.unanswered > 0 && this.answeredOnce;
   }
 
   /** Starts a lookup unless one is already under way. */
@@ -77,7 +81,9 @@ export class ConsumerLookup {
     if (result === undefined) {
       // No answer (no leader, no responders, a slow server), or an answer we cannot read.
       this.unanswered++;
-      if (this.cfg.retry()) {
+      // Keep asking only where asking has worked: an account that may not read consumer info
+      // would be polled for nothing (the engine falls back to PINGs, see inOutage).
+      if (this.answeredOnce && this.cfg.retry()) {
         this.timer = setTimeout(() => {
           this.timer = undefined;
           this.check();
@@ -85,8 +91,9 @@ export class ConsumerLookup {
       }
       return;
     }
-    const afterOutage = this.unanswered > 0;
+    const afterOutage = this.unanswered > 0 && this.answeredOnce;
     this.unanswered = 0;
+    this.answeredOnce = true;
     this.cfg.answered(result, afterOutage);
   }
 }

@@ -262,13 +262,43 @@ describe("flow control", () => {
     const { nc, messages, notes } = ctx;
     const p1 = nc.lastPull();
     for (let i = 0; i < 3; i++) nc.sendData(p1, { size: 300 });
-    nc.endPull(p1, 409, "Message Size Exceeds MaxBytes");
+    p1.done = true;
+    nc.sendStatus(p1, 409, "Message Size Exceeds MaxBytes", {
+      "Nats-Pending-Messages": "97",
+      "Nats-Pending-Bytes": "100",
+    });
     await settle();
     expect(ofType(notes, "exceeded_limits")).toHaveLength(1);
     expect(nc.pulls).toHaveLength(1); // 900 held > 750
     await messages.next(); // 600 held
     expect(nc.pulls).toHaveLength(2);
     expect(nc.lastPull().body.max_bytes).toBe(400);
+    await shutdown(ctx);
+  });
+
+  it("409 Message Size Exceeds MaxBytes with a message buffered: no new request until the room is larger than the refused one (no pull/409 loop)", async () => {
+    const ctx = start({ max_messages: 100, max_bytes: 1_000 });
+    const { nc, messages, notes } = ctx;
+    const p1 = nc.lastPull();
+    nc.sendData(p1, { size: 300 });
+    // the next message (650 B) does not fit the 700 B left
+    const refuse = (p: PullRecord, left: number) => {
+      p.done = true;
+      nc.sendStatus(p, 409, "Message Size Exceeds MaxBytes", {
+        "Nats-Pending-Messages": "99",
+        "Nats-Pending-Bytes": String(left),
+      });
+    };
+    refuse(p1, 700);
+    await tick(5_000);
+    // 300 held ≤ threshold 750, but a request for 700 B would be refused again at once
+    expect(nc.pulls).toHaveLength(1);
+    expect(ofType(notes, "exceeded_limits")).toHaveLength(1);
+    await messages.next(); // nothing held: the whole 1 000 B
+    expect(nc.pulls).toHaveLength(2);
+    expect(nc.lastPull().body.max_bytes).toBe(1_000);
+    nc.sendData(nc.lastPull(), { size: 650 });
+    expect(messages.getPending()).toBe(1);
     await shutdown(ctx);
   });
 });
@@ -605,6 +635,22 @@ describe("heartbeats", () => {
     // the PONG answers a PING sent before the second request: no rotation, nothing stacked
     expect(nc.subscriptions).toHaveLength(1);
     expect(nc.pulls).toHaveLength(2);
+    await shutdown(ctx);
+  });
+
+  it("consumer info never answered (no permission to read it): missed heartbeats still PING and re-pull, and the lookups stop", async () => {
+    const nc = new FakeNatsConnection();
+    nc.requestHandler = () => new Error("timeout");
+    const messages = pullMessages(nc, "S", "C", BASE_OPTS);
+    const ctx: Ctx = { nc, messages, notes: [] };
+    await tick(2_000);
+    expect(nc.flushCalls).toBe(1);
+    expect(nc.pulls).toHaveLength(2);
+    const lookups = nc.requests.length;
+    await tick(10_000);
+    // heartbeats of the new request keep missing: PINGs go on, lookups do not pile up
+    expect(nc.requests.length).toBeLessThanOrEqual(lookups + 5);
+    expect(nc.pulls.length).toBeGreaterThan(2);
     await shutdown(ctx);
   });
 
