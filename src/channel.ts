@@ -23,6 +23,8 @@ export class Channel<T> {
   private head = 0;
   private weight = 0;
   private endItem: End | undefined;
+  /** The end item was handed out at least once: its error can no longer change. */
+  private endHandedOut = false;
   private waiters: Waiter<T>[] = [];
 
   /**
@@ -89,7 +91,10 @@ export class Channel<T> {
       if (this.endItem && this.size === 0) this.onEmptyAfterEnd();
       return item;
     }
-    if (this.endItem) this.onEnd();
+    if (this.endItem) {
+      this.endHandedOut = true;
+      this.onEnd();
+    }
     return this.endItem;
   }
 
@@ -123,9 +128,23 @@ export class Channel<T> {
     // Waiters only exist while the channel is empty: all of them get the end item.
     const waiters = this.waiters;
     this.waiters = [];
-    if (waiters.length > 0) this.onEnd();
+    if (waiters.length > 0) {
+      this.endHandedOut = true;
+      this.onEnd();
+    }
     for (const w of waiters) w(end);
     if (this.size === 0) this.onEmptyAfterEnd();
+    return true;
+  }
+
+  /**
+   * Gives the end item `error` when it has none and nobody has been handed it yet (a failure
+   * that comes after a graceful close, while the buffer is still being handed out). Returns
+   * whether it did.
+   */
+  fail(error: Error): boolean {
+    if (!this.endItem || this.endItem.error || this.endHandedOut) return false;
+    this.endItem = { end: true, error };
     return true;
   }
 

@@ -131,8 +131,10 @@ export class PullEngine {
       disconnected: () => this.watchHeartbeats(),
       reconnected: () => this.recovery.reconnected(),
       ended: (verdict) => {
-        this.onSubscriptionLost();
+        // The verdict first: an iterator already closed (a drained buffer still being handed
+        // out) must know a failure is coming before its buffer is dropped.
         this.host.end("lost", verdict);
+        this.onSubscriptionLost();
       },
     });
     this.pullSubject = `${cfg.prefix}.CONSUMER.MSG.NEXT.${cfg.stream}.${cfg.consumer}`;

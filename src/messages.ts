@@ -119,6 +119,8 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
   private terminal: Error | undefined;
   /** The engine removed its subscriptions, listeners and timers. */
   private engineClosed = false;
+  /** Verdicts of a connection that ended after the iterator closed, still to come: done waits. */
+  private verdictsToCome = 0;
   /** A callback (callback mode) is running: `done` waits for it to settle. */
   private callbackRunning = false;
   /** Resolves when the channel gets its end item: what `drain()` resolves. */
@@ -172,7 +174,8 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
         drop: () => this.discardBuffer("lost"),
         end: (kind: "terminal" | "lost", why?: Error | Promise<Error | undefined>) => {
           if (kind === "terminal") this.toDraining(why as Error, DEFAULT_DRAIN_TIMEOUT);
-          else this.toClosed(why, "lost");
+          else if (RANK[this.phase] < RANK.closed) this.toClosed(why, "lost");
+          else this.lateVerdict(why);
         },
       },
     );
@@ -227,6 +230,31 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     });
   }
 
+  /**
+   * The connection ended after the iterator closed, with a drained buffer still being handed
+   * out: it is dropped now. A failure is then still the iterator's verdict when none was given:
+   * the end item carries it unless it was already handed out, and `closed()` resolves it.
+   */
+  private lateVerdict(verdict: Error | undefined | Promise<Error | undefined>): void {
+    // Nothing buffered: the end the iterator already had stands (close(), a finished drain).
+    if (this.channel.size === 0) return;
+    const apply = (error: Error | undefined) => {
+      if (!error || this.terminal) return;
+      this.terminal = error;
+      this.channel.fail(error);
+    };
+    if (!(verdict instanceof Promise)) {
+      apply(verdict);
+      return;
+    }
+    this.verdictsToCome++;
+    void verdict.then((e) => {
+      this.verdictsToCome--;
+      apply(e);
+      this.maybeDone();
+    });
+  }
+
   /** Puts the end item into the channel, with the error that ended the iterator. Idempotent. */
   private closeChannel(error: Error | undefined): void {
     this.terminal ??= error;
@@ -241,7 +269,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
    * can be awaited inside one.) Idempotent.
    */
   private maybeDone(): void {
-    if (this.phase !== "closed" || !this.engineClosed) return;
+    if (this.phase !== "closed" || !this.engineClosed || this.verdictsToCome > 0) return;
     if (!this.channel.closed || this.channel.size > 0) return;
     this.acks.flush();
     this.quiet.resolve(this.terminal);

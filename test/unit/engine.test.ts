@@ -1103,6 +1103,40 @@ describe("ending", () => {
     expectNothingLeft(ctx);
   });
 
+  it.each([
+    ["closed with an Error", true],
+    ["lost with reconnects off (disconnect, then closed without an error)", false],
+  ])(
+    "drain() done, 3 still buffered, then the connection is %s: the buffer is dropped and the end says why",
+    async (_what, withError) => {
+      const ctx = start();
+      const { nc, messages } = ctx;
+      for (let seq = 1; seq <= 3; seq++) nc.sendData(nc.lastPull(), { seq });
+      await messages.drain();
+      expect(messages.state).toBe("closed");
+      expect(messages.getPending()).toBe(3);
+      if (withError) {
+        void nc.close(new Error("socket hang up"));
+      } else {
+        nc.disconnect();
+        await settle();
+        void nc.close();
+      }
+      await tick();
+      await expect(messages.closed()).resolves.toBeInstanceOf(ConnectionClosedError);
+      const err = await messages.next().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(MsgIteratorClosedError);
+      expect((err as Error).cause).toBeInstanceOf(ConnectionClosedError);
+      expect(messages.counters()).toMatchObject({
+        received: 3,
+        processed: 0,
+        dropped: 3,
+        pending: 0,
+      });
+      expectNothingLeft(ctx);
+    },
+  );
+
   it("connection closed with an Error, subscriptions closing first (nats.js order): the loop throws ConnectionClosedError", async () => {
     const ctx = start();
     const { nc, messages } = ctx;

@@ -792,6 +792,7 @@ async function scenario(cfg: Config, ops: Op[]): Promise<void> {
     mustEnd = undefined;
     mustClose = undefined;
     const before = msgs.state;
+    const bufferedBefore = msgs.getPending();
     await body();
     await settle(2);
     const after = msgs.state;
@@ -802,8 +803,15 @@ async function scenario(cfg: Config, ops: Op[]): Promise<void> {
     if (before === "draining" && RANK[after] >= RANK.closed) later.push(...whys);
     // a callback that throws while the callbacks still work through a closed iterator's
     // buffer ends it with its error too (when nothing else set one)
-    if (RANK[before] >= RANK.closed)
-      later.push(...whys.filter((w) => w.what.startsWith("callback")));
+    // (and so does a connection that fails while a drained buffer is still being handed out:
+    // the buffer is dropped, and the end says why)
+    if (RANK[before] >= RANK.closed) {
+      later.push(
+        ...whys.filter(
+          (w) => w.what.startsWith("callback") || (w.end === "conn" && bufferedBefore > 0),
+        ),
+      );
+    }
     if (mustEnd && after === "open") problem(`${where}: ${mustEnd} did not end the iterator`);
     if (mustClose && RANK[after] < RANK.closed) {
       problem(`${where}: ${mustClose} did not close the iterator (${after})`);
