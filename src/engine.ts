@@ -272,9 +272,11 @@ export class PullEngine {
 
   /** Moves to a new inbox generation after a fault; its open requests are forgotten. */
   private rotate(how: "retire" | "drop"): void {
-    this.ledger.reset();
-    // Once it stopped pulling, the iterator is unsubscribing: no new inbox.
+    // Once it stopped pulling, the iterator is unsubscribing: no new inbox, and the ledger keeps
+    // counting what the fence may still bring (no pull can follow, so over-counting is harmless
+    // and under-counting would NAK messages the drain should hand out).
     if (!this.running) return;
+    this.ledger.reset();
     try {
       this.inboxes.replace(how);
     } catch (err) {

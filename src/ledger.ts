@@ -10,7 +10,7 @@
  * - a data message takes one message (and its size) off the total, whichever request it was for;
  * - a status that ends a request (408/404, 409 Message Size Exceeds MaxBytes) names it by its reply
  *   subject and says in `Nats-Pending-*` exactly what it still had: that much is released;
- * - a refusal (409 Exceeded Max…, 503, 400) ends a request that never received anything: its
+ * - a refusal (409 Exceeded Max…, 503) ends a request that never received anything: its
  *   whole batch is released;
  * - a request that received its whole batch ends on the server without a status. When nothing is
  *   outstanding any more, every request is complete and the ledger forgets them all.
@@ -126,7 +126,7 @@ export class PullLedger {
   }
 
   /**
-   * The server refused request `id` before serving it (409 Exceeded Max…, 400, 503, or the
+   * The server refused request `id` before serving it (409 Exceeded Max…, 503, or the
    * publish failed): its whole batch is released. Returns false for a request not counted as open.
    */
   refused(id: string): boolean {

@@ -489,7 +489,8 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
    * progress: its fence is shortened to the same bound, and what is still buffered is NAKed.
    * Resolves `undefined`, or the error that ended the iterator, once it is closed, empty and its
    * subscriptions are gone — without waiting for a callback still running (so it can be awaited
-   * inside one; `closed()` waits for that too). Never rejects; safe inside the loop and on an
+   * inside one; `closed()` waits for that too, and resolves the callback's error if it then
+   * throws, where `close()` has already resolved). Never rejects; safe inside the loop and on an
    * iterator never iterated; idempotent.
    */
   close(): Promise<void | Error> {

@@ -22,7 +22,7 @@ export interface ConsumeOptions<M = unknown> {
   expires?: number;
   /**
    * Interval of the server's idle heartbeats on an open pull request; two missed ones count as a
-   * fault. Milliseconds; default `expires / 2` clamped to [500, 30 000]; must be less than `expires`.
+   * fault. Milliseconds; default `expires / 2` clamped to [500, 30 000]; at most `expires / 2` (nats-server refuses more).
    */
   idle_heartbeat?: number;
   /** Re-pull when messages held fall to this. Messages; default 75 % of `max_messages` (at least 1). */
@@ -148,11 +148,13 @@ export function resolveOptions<M>(opts: unknown): ResolvedOptions<M> {
       MAX_IDLE_HEARTBEAT,
       "milliseconds",
     );
-    if (idle_heartbeat >= expires) {
+    // nats-server refuses a pull whose heartbeat is more than half its expiry (400 "heartbeat
+    // value too large"), which would end the iterator: say so before any I/O.
+    if (idle_heartbeat * 2 > expires) {
       throw new InvalidOptionError(
         "idle_heartbeat",
         idle_heartbeat,
-        `milliseconds less than expires (${expires})`,
+        `milliseconds at most half of expires (${expires}), i.e. <= ${Math.floor(expires / 2)}`,
       );
     }
   } else {

@@ -91,6 +91,11 @@ const cases: { what: string; opts: unknown; option: string }[] = [
     option: "idle_heartbeat",
   },
   {
+    what: "idle_heartbeat > expires / 2 (nats-server: 400 heartbeat value too large)",
+    opts: { expires: 2_000, idle_heartbeat: 1_500 },
+    option: "idle_heartbeat",
+  },
+  {
     what: "idle_heartbeat > 30000",
     opts: { expires: 120_000, idle_heartbeat: 30_001 },
     option: "idle_heartbeat",
