@@ -1,5 +1,5 @@
 /**
- * The pull engine: speaks the JetStream pull protocol for one iterator. It coordinates four
+ * The pull engine: speaks the JetStream pull protocol for one iterator. It coordinates these
  * pieces, each in its own module:
  *
  * - the **ledger** (src/ledger.ts): what the open pull requests may still deliver. Buffered plus
@@ -12,8 +12,11 @@
  *   generation, so a status names its request. A fault that may have left a request alive on the
  *   server moves to a new generation; data still arriving on an old one is NAKed, never buffered.
  * - the **status mapping** (src/statuses.ts): code + description → what to do, a pure function.
- * - the **heartbeat monitor** (src/heartbeats.ts): counts missed heartbeats as nats.js does; the
- *   engine decides the recovery (a PING to tell a hung server from lost requests).
+ * - the **heartbeat monitor** (src/heartbeats.ts): counts missed heartbeats as nats.js does.
+ * - **recovery** (src/recovery.ts): what tells that open requests are gone without a word
+ *   (reconnect, 409 Leadership Change on a retired inbox, consumer info answered again, a PING
+ *   answered while the requests stay silent) and pulling again then.
+ * - the **link** (src/link.ts): the connection's statuses and its end, with the verdict.
  *
  * Every method here is synchronous; promises (flush, fences, consumer info) re-check state when
  * they settle and change nothing if the world moved on. No flag holds anything back across an
