@@ -216,7 +216,9 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     this.phase = "closed";
     this.engine.stopPulling();
     // Unsubscribe first, NAK after: the server handles the UNSUB before the NAKs, so it does
-    // not hand the NAKed messages straight back to our own open request. A fence already out
+    // not hand the NAKed messages straight back to our own open request. (nats-server < 2.10.14
+    // can then hold one NAKed message until ack_wait: docs/faults.md, "A known nats-server 2.9
+    // bug".) A fence already out
     // (drain) is shortened to close()'s bound, or ended for a connection that is gone.
     const engineClosed = this.engine.close(buffer === "nak" ? CLOSE_FENCE_TIMEOUT : 0);
     if (buffer !== "keep") this.discardBuffer(buffer);
