@@ -133,13 +133,10 @@ export class PullLedger {
     const entry = this.open.get(id);
     if (!entry) return false;
     this.open.delete(id);
-    if (this.open.size === 0) {
-      this.msgs = 0;
-      this.bytes = 0;
-    } else {
-      this.msgs = Math.max(0, this.msgs - entry.msgs);
-      this.bytes = Math.max(0, this.bytes - entry.bytes);
-    }
+    this.msgs = Math.max(0, this.msgs - entry.msgs);
+    this.bytes = Math.max(0, this.bytes - entry.bytes);
+    // Nothing outstanding: the requests still listed completed on the server without a word.
+    if (this.msgs === 0) this.reset();
     return true;
   }
 

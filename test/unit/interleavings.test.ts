@@ -589,27 +589,6 @@ function ackReply(seq: number, domain = false): string {
   return domain ? `$JS.ACK.hub.ACCHASH.${rest}.r4nd0m` : `$JS.ACK.${rest}`;
 }
 
-/**
- * Bugs in src/ this property found, not fixed yet (each has fixed-sequence tests below, "BUG in
- * src/…", that pass while the bug is there). Unless a run is strict (INTERLEAVINGS_STRICT=1, or
- * a comma-separated list of these names, for the property; the fixed-sequence tests always
- * are), the property lets them pass so that it can go on looking for other failures:
- *
- * - "refusedZombie" (src/ledger.ts, PullLedger.refused): a refusal (409 Exceeded …, 503) of one
- *   request releases its batch, and when that leaves nothing outstanding the other requests,
- *   complete on the server, stay counted open (`ended()` forgets them all then; `refused()`
- *   does not): a phantom with 0 messages outstanding. With no backlog reported the pull
- *   policy waits for it, and the engine pulls only once heartbeats are missed (2 s
- *   with idle_heartbeat 1 s) while messages wait in the stream. Tolerated: such a phantom, and
- *   a stall while the engine counted one.
- */
-type KnownBug = "refusedZombie";
-
-interface RunOptions {
-  /** Known bugs are failures too (all of them, or those named). */
-  strict?: boolean | readonly KnownBug[];
-}
-
 /** How often each contract item was put to the test (INTERLEAVINGS_STATS=1 prints them). */
 const STATS = new Map<string, number>();
 const stat = (what: string) => STATS.set(what, (STATS.get(what) ?? 0) + 1);
@@ -620,22 +599,17 @@ const STORM = 200;
 /** Roughly the wire size of a model message without payload (subject + 9-token ack subject). */
 const MODEL_OVERHEAD = 48;
 
-async function runScenario(cfg: Config, ops: Op[], opts: RunOptions = {}): Promise<void> {
+async function runScenario(cfg: Config, ops: Op[]): Promise<void> {
   vi.clearAllTimers();
   const random = vi.spyOn(Math, "random").mockReturnValue(cfg.jitter);
   try {
-    const strict = opts.strict ?? false;
-    await scenario(cfg, ops, (k) => (typeof strict === "boolean" ? strict : strict.includes(k)));
+    await scenario(cfg, ops);
   } finally {
     random.mockRestore();
   }
 }
 
-async function scenario(
-  cfg: Config,
-  ops: Op[],
-  strictFor: (k: KnownBug) => boolean,
-): Promise<void> {
+async function scenario(cfg: Config, ops: Op[]): Promise<void> {
   const nc = new FakeNatsConnection({ flushMode: cfg.hold ? "hold" : "auto" });
   const sv = cfg.server;
   const js = nc.jetstream({
@@ -655,12 +629,6 @@ async function scenario(
   const problems: string[] = [];
   const problem = (s: string) => {
     if (problems.length < 20) problems.push(s);
-  };
-  /** Known bugs met (see KnownBug); only reported when `strict`. */
-  const known = new Set<KnownBug>();
-  const knownBug = (k: KnownBug) => {
-    if (!known.has(k)) stat(`known bug ${k}: runs`);
-    known.add(k);
   };
   /** The connection stopped delivering to the engine (a pull storm was cut: the run fails). */
   let severed = false;
@@ -1127,19 +1095,16 @@ async function scenario(
    * unknown status that ends it, a request found expired): only missed heartbeats can tell that.
    * And a pull must go out within one heartbeat interval (a backoff is capped at that).
    */
-  let stall: { since: number; pulls: number; zombie: boolean } | undefined;
+  let stall: { since: number; pulls: number } | undefined;
   const stallCheck = (where: string) => {
     if (stall && ourPulls().length !== stall.pulls) {
       // the stall ended with a pull (maybe in the middle of an advance): when?
       const first = ourPulls()[stall.pulls];
       const waited = (first ? (pulledAt.get(first) ?? Date.now()) : Date.now()) - stall.since;
       if (waited > IDLE_HEARTBEAT) {
-        if (stall.zombie && !strictFor("refusedZombie")) knownBug("refusedZombie");
-        else {
-          problem(
-            `${where}: item 1: stalled: nothing requested from the server, ${js.numPending} in the stream, no pull for ${waited} ms (then #${first?.index} ${JSON.stringify(first?.body)})`,
-          );
-        }
+        problem(
+          `${where}: item 1: stalled: nothing requested from the server, ${js.numPending} in the stream, no pull for ${waited} ms (then #${first?.index} ${JSON.stringify(first?.body)})`,
+        );
       }
       stall = undefined;
     }
@@ -1170,10 +1135,9 @@ async function scenario(
       stat("item 1: idle, phantom");
       problem(phantom());
     } else if (counted) {
-      // nothing outstanding, yet a request counted open (see KnownBug "refusedZombie")
+      // nothing outstanding, yet a request counted open
       stat("item 1: idle, phantom with nothing outstanding");
-      if (strictFor("refusedZombie")) problem(phantom());
-      else knownBug("refusedZombie");
+      problem(phantom());
     } else {
       stat("item 1: idle, no request counted");
     }
@@ -1182,17 +1146,12 @@ async function scenario(
       return;
     }
     if (!stall) {
-      stall = { since: Date.now(), pulls: ourPulls().length, zombie: counted !== undefined };
+      stall = { since: Date.now(), pulls: ourPulls().length };
     } else if (Date.now() - stall.since > IDLE_HEARTBEAT) {
-      if (stall.zombie && !strictFor("refusedZombie")) knownBug("refusedZombie");
-      else {
-        problem(
-          `${where}: item 1: stalled: nothing requested from the server, ${js.numPending} in the stream, no pull for ${Date.now() - stall.since} ms`,
-        );
-      }
+      problem(
+        `${where}: item 1: stalled: nothing requested from the server, ${js.numPending} in the stream, no pull for ${Date.now() - stall.since} ms`,
+      );
       stall = undefined;
-    } else {
-      stall.zombie ||= counted !== undefined;
     }
   };
 
@@ -1771,19 +1730,6 @@ async function scenario(
   expect(new Set(nakSubjects).size, "a message NAKed twice").toBe(nakSubjects.length);
 }
 
-/**
- * For a scenario that fails while a known bug is in src/: passes only if it fails, the way
- * `expected` says. Once the bug is fixed it fails: make the test an ordinary one then.
- */
-async function failsWith(expected: RegExp, run: () => Promise<void>): Promise<void> {
-  const err = await run().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, "the bug is fixed: make this an ordinary test").toBeInstanceOf(Error);
-  expect((err as Error).message).toMatch(expected);
-}
-
 beforeEach(() => {
   vi.useFakeTimers();
 });
@@ -1800,10 +1746,6 @@ afterAll(() => {
 });
 
 const NUM_RUNS = Number(process.env.INTERLEAVINGS_RUNS ?? 10_000);
-/** INTERLEAVINGS_STRICT=1: every known bug is a failure; or a comma-separated list of them. */
-const STRICT: boolean | KnownBug[] =
-  process.env.INTERLEAVINGS_STRICT === "1" ||
-  ((process.env.INTERLEAVINGS_STRICT?.split(",") ?? []) as KnownBug[]);
 const SEED = process.env.INTERLEAVINGS_SEED ? Number(process.env.INTERLEAVINGS_SEED) : undefined;
 
 describe("interleavings", () => {
@@ -1813,7 +1755,7 @@ describe("interleavings", () => {
         configArb,
         fc.array(opArb, { maxLength: 40, size: "max" }),
         async (cfg, ops) => {
-          await runScenario(cfg, ops, { strict: STRICT });
+          await runScenario(cfg, ops);
         },
       ),
       { numRuns: NUM_RUNS, ...(SEED === undefined ? {} : { seed: SEED }) },
@@ -2012,56 +1954,45 @@ describe("interleavings", () => {
     ]);
   });
 
-  // still in src/ (see KnownBug): each passes while the bug is there (failsWith); once it is
-  // fixed, make it an ordinary test and drop the bug from KnownBug
+  // found by the property on the honest fake, fixed in src/ledger.ts (refused() forgets the
+  // requests that completed silently once nothing is outstanding)
 
-  it("BUG in src/ledger.ts (refusedZombie, shrunk): a refusal leaves a request complete on the server counted open", async () => {
+  it("regression (refused zombie, shrunk): a refusal must not leave a request complete on the server counted open", async () => {
     // max_ack_pending 2: request A (batch 2) gets 2, the third message waits. The callback
     // takes message 1: the engine pulls B (batch 1; backlog 2 > outstanding 1). B waits. A
     // refusal of B (409 Exceeded MaxRequestBatch, as on arrival) releases its batch: nothing is
-    // outstanding, yet A, complete on the server, stays counted open: refused() does not
-    // forget the others when the total reaches 0 (ended() does).
-    await failsWith(/phantom: the engine counts a request open \(0 message/, () =>
-      runScenario(
-        {
-          ...BASE,
-          maxMessages: 2,
-          mode: "async",
-          finalWait: false,
-          jitter: 0,
-          server: { ...SERVER, maxAckPending: 2 },
-        },
-        [
-          { t: "data", n: 3, old: false, sizes: [1, 1, 1, 250, 1, 1, 1, 250], domain: false },
-          { t: "status", kind: "exceeded", variant: 0, ends: false },
-        ],
-        { strict: true },
-      ),
+    // outstanding, so A, complete on the server, must be forgotten (as ended() does).
+    await runScenario(
+      {
+        ...BASE,
+        maxMessages: 2,
+        mode: "async",
+        finalWait: false,
+        jitter: 0,
+        server: { ...SERVER, maxAckPending: 2 },
+      },
+      [
+        { t: "data", n: 3, old: false, sizes: [1, 1, 1, 250, 1, 1, 1, 250], domain: false },
+        { t: "status", kind: "exceeded", variant: 0, ends: false },
+      ],
     );
   });
 
-  it("BUG in src/ledger.ts (refusedZombie): that phantom holds the next pull back until heartbeats are missed, with a message waiting", async () => {
+  it("regression (refused zombie): no phantom holds the next pull back until heartbeats are missed while a message waits", async () => {
     // A (batch 2) and a rival's request wait; 3 messages: A, the rival, A (A complete, the
     // last message's backlog 0). On message 1 the engine pulled B (backlog 2 > 1). B is refused
-    // (409 Exceeded MaxWaiting): A stays counted open with 0 outstanding, and with no backlog
-    // the pull policy waits for it. A message published now waits ~2 s (two idle heartbeats)
-    // for a pull.
-    await failsWith(/item 1: stalled: .* no pull for 1900 ms/, () =>
-      runScenario(
-        { ...BASE, maxMessages: 2 },
-        [
-          { t: "rival", batch: 1, requests: 1 },
-          { t: "next" },
-          { t: "data", n: 3, old: false, sizes: [0, 0, 0, 0, 0, 0, 0, 0], domain: false },
-          { t: "next" },
-          { t: "status", kind: "maxWaiting", variant: 0, ends: false },
-          { t: "advance", ms: 100 },
-          { t: "data", n: 1, old: false, sizes: [0, 0, 0, 0, 0, 0, 0, 0], domain: false },
-          { t: "advance", ms: 999 },
-          { t: "advance", ms: 999 },
-        ],
-        { strict: true },
-      ),
-    );
+    // (409 Exceeded MaxWaiting). Counted open with 0 outstanding, A would hold the next pull
+    // back (no backlog): a message published then waited ~2 s (two idle heartbeats).
+    await runScenario({ ...BASE, maxMessages: 2 }, [
+      { t: "rival", batch: 1, requests: 1 },
+      { t: "next" },
+      { t: "data", n: 3, old: false, sizes: [0, 0, 0, 0, 0, 0, 0, 0], domain: false },
+      { t: "next" },
+      { t: "status", kind: "maxWaiting", variant: 0, ends: false },
+      { t: "advance", ms: 100 },
+      { t: "data", n: 1, old: false, sizes: [0, 0, 0, 0, 0, 0, 0, 0], domain: false },
+      { t: "advance", ms: 999 },
+      { t: "advance", ms: 999 },
+    ]);
   });
 });

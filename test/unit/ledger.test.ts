@@ -74,6 +74,16 @@ describe("pull ledger", () => {
     expect(l.openRequests).toBe(1);
   });
 
+  it("a refusal that leaves nothing outstanding forgets the requests that completed without a word", () => {
+    const l = ledgerWith(["A", 2], ["B", 1]);
+    l.received(1);
+    l.received(1); // A complete on the server (no status comes for it); B waits
+    expect(l.outstandingMessages).toBe(1);
+    expect(l.refused("B")).toBe(true);
+    expect(l.openRequests).toBe(0);
+    expect(l.has("A")).toBe(false);
+  });
+
   it("pending headers larger than the request's batch release no more than the batch", () => {
     const l = ledgerWith(["A", 2], ["B", 3]);
     expect(l.ended("A", 99, 0)).toEqual({ messagesLeft: 2, bytesLeft: 0 });
