@@ -2,7 +2,8 @@
  * The channel: the one queue through which messages reach the user.
  *
  * It holds items in order and ends with one end item. `close()` appends the end item, once
- * (idempotent); after it, every take that finds the queue empty gets the end item. A consumer
+ * (idempotent); after it, every take that finds the queue empty gets the end item (unless the
+ * end is held back until its error is known: then the take waits, see `hold()`). A consumer
  * that waits registers a waiter; `push()` hands the item straight to the oldest waiter, and a
  * waiter that was cancelled first is gone from the list, so an item is never given to a waiter
  * nobody listens to (cancel-safe: a cancelled wait loses nothing).
@@ -25,6 +26,8 @@ export class Channel<T> {
   private endItem: End | undefined;
   /** The end item was handed out at least once: its error can no longer change. */
   private endHandedOut = false;
+  /** The end item is held back until its error is known (see {@link hold}). */
+  private endHeld = false;
   private waiters: Waiter<T>[] = [];
 
   /**
@@ -91,10 +94,9 @@ export class Channel<T> {
       if (this.endItem && this.size === 0) this.onEmptyAfterEnd();
       return item;
     }
-    if (this.endItem) {
-      this.endHandedOut = true;
-      this.onEnd();
-    }
+    if (!this.endItem || this.endHeld) return undefined;
+    this.endHandedOut = true;
+    this.onEnd();
     return this.endItem;
   }
 
@@ -135,6 +137,27 @@ export class Channel<T> {
     for (const w of waiters) w(end);
     if (this.size === 0) this.onEmptyAfterEnd();
     return true;
+  }
+
+  /**
+   * Holds the end item back (takers wait) until {@link release}: the error it must carry is
+   * still to come. Only while nobody has been handed the end yet.
+   */
+  hold(): void {
+    if (this.endItem && !this.endHandedOut) this.endHeld = true;
+  }
+
+  /** Ends {@link hold}: the waiters that came meanwhile get the end item now. Idempotent. */
+  release(): void {
+    if (!this.endHeld) return;
+    this.endHeld = false;
+    const end = this.endItem;
+    const waiters = this.waiters;
+    this.waiters = [];
+    if (!end || waiters.length === 0) return;
+    this.endHandedOut = true;
+    this.onEnd();
+    for (const w of waiters) w(end);
   }
 
   /**

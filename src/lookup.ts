@@ -81,8 +81,9 @@ export class ConsumerLookup {
     if (result === undefined) {
       // No answer (no leader, no responders, a slow server), or an answer we cannot read.
       this.unanswered++;
-      // Keep asking only where asking has worked: an account that may not read consumer info
-      // would be polled for nothing (the engine falls back to PINGs, see inOutage).
+      // Keep asking at short intervals only where asking has worked: an account that may not
+      // read consumer info would be polled for nothing (the engine then relies on PINGs, see
+      // inOutage, and looks up once per missed-heartbeat report).
       if (this.answeredOnce && this.cfg.retry()) {
         this.timer = setTimeout(() => {
           this.timer = undefined;
@@ -91,7 +92,9 @@ export class ConsumerLookup {
       }
       return;
     }
-    const afterOutage = this.unanswered > 0 && this.answeredOnce;
+    // (Also the first answer after unanswered ones: the iterator may have started during an
+    // election; its pulls since then were lost.)
+    const afterOutage = this.unanswered > 0;
     this.unanswered = 0;
     this.answeredOnce = true;
     this.cfg.answered(result, afterOutage);

@@ -249,10 +249,13 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
       apply(verdict);
       return;
     }
+    // Until the verdict is known, a take waits rather than getting an end without it.
     this.verdictsToCome++;
+    this.channel.hold();
     void verdict.then((e) => {
       this.verdictsToCome--;
       apply(e);
+      this.channel.release();
       this.maybeDone();
     });
   }

@@ -378,4 +378,36 @@ describe("Channel", () => {
       expect(onEnd).toHaveBeenCalledTimes(1);
     });
   });
+
+  describe("an end held back until its error is known", () => {
+    it("a take while held waits; release hands it the end with the error given meanwhile", () => {
+      const ch = new Channel<number>();
+      ch.push(1);
+      ch.close(undefined);
+      ch.hold();
+      expect(ch.tryTake()).toBe(1);
+      expect(ch.tryTake()).toBeUndefined();
+      const got: (number | End)[] = [];
+      ch.take((i) => got.push(i));
+      expect(got).toEqual([]);
+      const err = new Error("lost");
+      expect(ch.fail(err)).toBe(true);
+      ch.release();
+      expect(got).toHaveLength(1);
+      expect(isEnd(got[0]) && (got[0] as End).error).toBe(err);
+      // once handed out, the end's error no longer changes, and holding does nothing
+      expect(ch.fail(new Error("later"))).toBe(false);
+      ch.hold();
+      expect(isEnd(ch.tryTake())).toBe(true);
+    });
+
+    it("release without waiters leaves the end for the next take; release is idempotent", () => {
+      const ch = new Channel<number>();
+      ch.close(undefined);
+      ch.hold();
+      ch.release();
+      ch.release();
+      expect(isEnd(ch.tryTake())).toBe(true);
+    });
+  });
 });

@@ -654,6 +654,22 @@ describe("heartbeats", () => {
     await shutdown(ctx);
   });
 
+  it("started during an outage (the first lookup unanswered): the first answer pulls at once", async () => {
+    const nc = new FakeNatsConnection({ flushMode: "hold" });
+    let leader = false;
+    nc.requestHandler = () => (leader ? "{}" : new Error("TIMEOUT"));
+    const messages = pullMessages(nc, "S", "C", BASE_OPTS);
+    const ctx: Ctx = { nc, messages, notes: [] };
+    await tick(1_500);
+    expect(nc.requests).toHaveLength(1); // no polling where lookups never worked
+    leader = true;
+    await tick(600); // heartbeats_missed(2): a lookup, answered now
+    expect(nc.requests.length).toBeGreaterThanOrEqual(2);
+    expect(nc.pulls).toHaveLength(2);
+    nc.answerFlushes();
+    await shutdown(ctx);
+  });
+
   it("heartbeats keep an open request alive: no heartbeats_missed", async () => {
     const ctx = start();
     const { nc, notes } = ctx;
@@ -1136,6 +1152,24 @@ describe("ending", () => {
       expectNothingLeft(ctx);
     },
   );
+
+  it("drain() done, 3 buffered, then the connection closes before its disconnect status arrives: a next() asked meanwhile waits for the verdict and gets it as cause", async () => {
+    const ctx = start();
+    const { nc, messages } = ctx;
+    for (let seq = 1; seq <= 3; seq++) nc.sendData(nc.lastPull(), { seq });
+    await messages.drain();
+    void nc.close(undefined, { order: "closed-first" });
+    nc.disconnect();
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+    expect(messages.getPending()).toBe(0);
+    const next = messages.next().catch((e: unknown) => e); // before the verdict is known
+    await tick();
+    const err = await next;
+    expect(err).toBeInstanceOf(MsgIteratorClosedError);
+    expect((err as Error).cause).toBeInstanceOf(ConnectionClosedError);
+    await expect(messages.closed()).resolves.toBeInstanceOf(ConnectionClosedError);
+    expectNothingLeft(ctx);
+  });
 
   it("connection closed with an Error, subscriptions closing first (nats.js order): the loop throws ConnectionClosedError", async () => {
     const ctx = start();
