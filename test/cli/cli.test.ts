@@ -443,7 +443,16 @@ describe("against a server of the harness", () => {
 
     // Exactly the three printed are acked. Every other one is either NAKed (nats-server counts
     // a NAKed message in num_ack_pending until it is redelivered) or was never delivered.
-    const ci = await consumerInfo(server.url, "TAILPIPE", "c");
+    // (the server handles acks on its own queue: they may land a moment after the exit)
+    let ci = await consumerInfo(server.url, "TAILPIPE", "c");
+    await until(
+      async () => {
+        ci = await consumerInfo(server.url, "TAILPIPE", "c");
+        return ci.ack_floor.stream_seq >= 3;
+      },
+      5_000,
+      "the three acks to reach the server",
+    );
     expect(ci.ack_floor.stream_seq).toBe(3);
     expect(ci.num_ack_pending + ci.num_pending).toBe(197);
     const fetched = ci.delivered.stream_seq;
