@@ -51,6 +51,11 @@ export class Channel<T> {
     return this.weight;
   }
 
+  /** The end item is held back until its error is known (see {@link hold}). */
+  get held(): boolean {
+    return this.endHeld;
+  }
+
   get closed(): boolean {
     return this.endItem !== undefined;
   }

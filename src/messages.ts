@@ -119,8 +119,6 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
   private terminal: Error | undefined;
   /** The engine removed its subscriptions, listeners and timers. */
   private engineClosed = false;
-  /** Verdicts of a connection that ended after the iterator closed, still to come: done waits. */
-  private verdictsToCome = 0;
   /** A callback (callback mode) is running: `done` waits for it to settle. */
   private callbackRunning = false;
   /** Resolves when the channel gets its end item: what `drain()` resolves. */
@@ -249,11 +247,10 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
       apply(verdict);
       return;
     }
-    // Until the verdict is known, a take waits rather than getting an end without it.
-    this.verdictsToCome++;
+    // Until the verdict is known, a take waits rather than getting an end without it, and done
+    // waits too (maybeDone checks the channel's hold).
     this.channel.hold();
     void verdict.then((e) => {
-      this.verdictsToCome--;
       apply(e);
       this.channel.release();
       this.maybeDone();
@@ -274,8 +271,8 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
    * can be awaited inside one.) Idempotent.
    */
   private maybeDone(): void {
-    if (this.phase !== "closed" || !this.engineClosed || this.verdictsToCome > 0) return;
-    if (!this.channel.closed || this.channel.size > 0) return;
+    if (this.phase !== "closed" || !this.engineClosed) return;
+    if (!this.channel.closed || this.channel.held || this.channel.size > 0) return;
     this.acks.flush();
     this.quiet.resolve(this.terminal);
     if (this.callbackRunning) return;
