@@ -103,6 +103,8 @@ const RETRY_BASE_MS = 50;
  * after the request's own `expires`, and it is the earliest sign that pulls work again.
  */
 const RETIRED_LISTEN_MIN_MS = 15_000;
+/** Unanswered creations of an ordered consumer after which a fetch ends (with apiTimeout each). */
+const ORDERED_FETCH_CREATE_TRIES = 3;
 /** Backoff cap after 409 Exceeded MaxWaiting, ms. */
 const MAX_WAITING_RETRY_MS = 200;
 const enc = new TextEncoder();
@@ -168,6 +170,7 @@ export class PullEngine {
           apiTimeout: cfg.apiTimeout,
           spec: cfg.ordered,
           abortOnMissingStream: cfg.opts.abort_on_missing_resource || cfg.fetch === true,
+          giveUpAfter: cfg.fetch ? ORDERED_FETCH_CREATE_TRIES : 0,
         },
         {
           ready: () => {
@@ -327,6 +330,14 @@ export class PullEngine {
   dispose(): void {
     this.stopPulling();
     this.link.stop();
+    this.release();
+  }
+
+  /**
+   * Nothing more will be handed out (the end item was taken, or the iterator is done): an ordered
+   * consumer's shared state is released, so that the next iterator of it may start. Idempotent.
+   */
+  release(): void {
     this.cursor?.finish();
   }
 

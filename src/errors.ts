@@ -21,6 +21,7 @@ export const ErrorCode = {
   CallbackMode: "JSITER_CALLBACK_MODE",
   Aborted: "JSITER_ABORTED",
   HeartbeatsMissed: "JSITER_HEARTBEATS_MISSED",
+  OrderedConsumer: "JSITER_ORDERED_CONSUMER",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -196,6 +197,24 @@ export class HeartbeatsMissedError extends Error {
     readonly idleHeartbeat: number,
   ) {
     super(`heartbeats missed: ${count} × ${idleHeartbeat} ms without a heartbeat or message`);
+  }
+}
+
+/**
+ * An ordered consumer's next server consumer could not be created: the server refused its config
+ * (`status` 4xx: a filter that matches no subject, the stream's consumer limit, …), or a fetch
+ * got no answer several times in a row. Ends the iterator (after what it holds is handed out).
+ */
+export class OrderedConsumerError extends Error {
+  override readonly name = "OrderedConsumerError";
+  readonly code = ErrorCode.OrderedConsumer;
+  constructor(
+    readonly stream: string,
+    readonly consumer: string,
+    readonly status: number,
+    readonly description: string,
+  ) {
+    super(`ordered consumer ${stream}/${consumer} could not be created: ${description}`);
   }
 }
 

@@ -37,6 +37,7 @@ export {
   JetStreamStatusError,
   MsgIteratorClosedError,
   NextTimeoutError,
+  OrderedConsumerError,
   StreamNotFoundError,
 } from "./errors.js";
 export { type DeliveryInfo, JsMsg, type NextPullOptions } from "./jsmsg.js";

@@ -152,8 +152,13 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     this.channel = new Channel<JsMsg>(
       () => this.engine.maybePull(),
       () => this.maybeDone(),
-      // The end is handed out: the code after the loop (often nc.close()) finds every ack sent.
-      () => this.acks.flush(),
+      // The end is handed out: the code after the loop (often nc.close()) finds every ack sent,
+      // and, when the fence is done (nothing more can arrive), may consume the same ordered
+      // consumer again at once. (After close(), its fence still out, that waits for done.)
+      () => {
+        this.acks.flush();
+        if (this.engineClosed) this.engine.release();
+      },
     );
     this.engine = new PullEngine(
       {
@@ -213,7 +218,11 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     // The error that ends the iterator is known now; a close() during the fence keeps it.
     this.terminal = error;
     this.engine.stopPulling();
-    void this.engine.close(timeoutMs).then(() => this.toClosed(undefined, "keep"));
+    void this.engine.close(timeoutMs).then(() => {
+      // The fence is done: nothing more can arrive, so the end may release an ordered consumer.
+      this.engineClosed = true;
+      this.toClosed(undefined, "keep");
+    });
   }
 
   /**
@@ -328,7 +337,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
 
   private handOut(m: JsMsg): M {
     this.counts.processed++;
-    if (this.ordered) this.ordered.handed = m.info.streamSequence;
+    if (this.ordered) this.ordered.position = m.info.streamSequence;
     return m as unknown as M;
   }
 
