@@ -34,7 +34,7 @@ import {
 import { ConnectionClosedError, ConsumerDeletedError, JetStreamStatusError } from "./errors.js";
 import { HeartbeatMonitor } from "./heartbeats.js";
 import { type Generation, Inboxes } from "./inboxes.js";
-import { type AckTarget, JsMsg, scanAckReply } from "./jsmsg.js";
+import { type AckTarget, JsMsg, type JsMsgFlavor, scanAckReply } from "./jsmsg.js";
 import { nextPull, PullLedger } from "./ledger.js";
 import { Link } from "./link.js";
 import type { Notification, PullRequest } from "./notifications.js";
@@ -75,6 +75,8 @@ export interface EngineConfig {
   apiTimeout: number;
   /** The iterator's outgoing acks (acks.ts): the messages it makes queue their acks there. */
   acks: AckQueue;
+  /** Whose `JsMsg.info` shape the messages have (nats.js v3 or v2); default v3. */
+  flavor?: JsMsgFlavor;
 }
 
 const NANOS_PER_MS = 1_000_000;
@@ -181,6 +183,7 @@ export class PullEngine {
       ackTimeout: cfg.apiTimeout,
       // nats-server 2.9 treats `+TERM <reason>` as no ack at all: send plain +TERM there.
       termReason: serverAtLeast(cfg.nc.info?.version, 2, 10),
+      flavor: cfg.flavor,
     };
   }
 

@@ -35,7 +35,7 @@ export {
   NextTimeoutError,
   StreamNotFoundError,
 } from "./errors.js";
-export { type DeliveryInfo, JsMsg, type NextPullOptions } from "./jsmsg.js";
+export { type DeliveryInfo, JsMsg, type JsMsgFlavor, type NextPullOptions } from "./jsmsg.js";
 export {
   CLOSE_FENCE_TIMEOUT,
   type Counters,

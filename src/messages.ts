@@ -152,6 +152,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
         opts: init.opts,
         apiTimeout: init.apiTimeout,
         acks: this.acks,
+        flavor: init.flavor,
       },
       {
         held: this.channel,
