@@ -390,6 +390,8 @@ export class PullEngine {
             this.host.notify({ type: "discard", messagesLeft, bytesLeft });
           }
         }
+        // nats.js v3 reports every 404/408 as `debug` too, after `discard`
+        if (!action.tooLarge) this.host.notify({ type: "debug", code, description });
         break;
       }
       case "limit":

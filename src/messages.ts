@@ -305,7 +305,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
   }
 
   private notify(n: Notification): void {
-    if (this.notifier.size > 0) this.notifier.notify(n);
+    this.notifier.notify(n);
   }
 
   // ── handing messages out ─────────────────────────────────────────────────────────────────
