@@ -22,6 +22,7 @@ export {
 } from "./consume.js";
 export {
   AbortError,
+  type ApiError,
   CallbackModeError,
   ConnectionClosedError,
   ConsumerDeletedError,
