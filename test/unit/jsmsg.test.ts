@@ -187,6 +187,15 @@ describe("JsMsg", () => {
     expect(published[0]?.data).toBe('-NAK {"delay":1500000000}');
   });
 
+  it("nak(millis) < 0 is a plain -NAK (nats.js would send a negative delay)", async () => {
+    const { nc, published } = fakeNc();
+    jsMsg(nc).nak(0);
+    jsMsg(nc).nak(-5);
+    jsMsg(nc).nak(0.0000004);
+    await turnEnd();
+    expect(published.map((p) => p.data)).toEqual(["-NAK", "-NAK", '-NAK {"delay":0}']);
+  });
+
   it("term(reason) sends plain +TERM to 2.9 servers and the reason to newer ones", async () => {
     const old = fakeNc("2.9.10");
     jsMsg(old.nc, false).term("bad payload");
