@@ -39,7 +39,7 @@ import {
 } from "./errors.js";
 import { HeartbeatMonitor } from "./heartbeats.js";
 import { type Generation, Inboxes } from "./inboxes.js";
-import { type AckTarget, JsMsg, scanAckReply } from "./jsmsg.js";
+import { type AckTarget, JsMsg, type JsMsgFlavor, scanAckReply } from "./jsmsg.js";
 import { fetchPull, nextPull, PullLedger } from "./ledger.js";
 import { Link } from "./link.js";
 import type { Notification, PullRequest } from "./notifications.js";
@@ -92,6 +92,8 @@ export interface EngineConfig {
    * an error.
    */
   fetch?: boolean;
+  /** Whose `JsMsg.info` shape the messages have (nats.js v3 or v2); default v3. */
+  flavor?: JsMsgFlavor;
 }
 
 const NANOS_PER_MS = 1_000_000;
@@ -229,6 +231,7 @@ export class PullEngine {
       ackTimeout: cfg.apiTimeout,
       // nats-server 2.9 treats `+TERM <reason>` as no ack at all: send plain +TERM there.
       termReason: serverAtLeast(cfg.nc.info?.version, 2, 10),
+      flavor: cfg.flavor,
     };
   }
 
@@ -519,6 +522,8 @@ export class PullEngine {
             this.host.notify({ type: "discard", messagesLeft, bytesLeft });
           }
         }
+        // nats.js v3 reports every 404/408 as `debug` too, after `discard`
+        if (!action.tooLarge) this.host.notify({ type: "debug", code, description });
         break;
       }
       case "limit":

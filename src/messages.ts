@@ -171,6 +171,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
         acks: this.acks,
         ordered: init.ordered,
         fetch: init.fetch,
+        flavor: init.flavor,
       },
       {
         held: this.channel,
@@ -330,7 +331,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
   }
 
   private notify(n: Notification): void {
-    if (this.notifier.size > 0) this.notifier.notify(n);
+    this.notifier.notify(n);
   }
 
   // ── handing messages out ─────────────────────────────────────────────────────────────────
