@@ -2,9 +2,10 @@
  * Nothing of ours outlives `closed()`: no subscription on the connection, no status listener,
  * no timer, no listener on a signal we were given — for every way of ending.
  */
+import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { consume, type Messages } from "../../src/index.js";
+import { consume, fetchMessages, type Messages, nextMessage } from "../../src/index.js";
 import { NatsServer } from "../harness/index.js";
 import {
   activeTimers,
@@ -12,6 +13,7 @@ import {
   publishN,
   statusListeners,
   subjectsOf,
+  until,
   v2,
   v3,
   v3Consumer,
@@ -166,6 +168,86 @@ describe("no leaks after closed()", () => {
       expect(statusListeners(nc).filter((l) => added.includes(l))).toEqual([]);
       // nats.js may finish a timer of its own meanwhile, never start one for us
       expect(activeTimers()).toBeLessThanOrEqual(timers);
+    } finally {
+      await nc.close();
+    }
+  });
+});
+
+describe("no leaks after closed(): ordered consumers, fetch and next", () => {
+  for (const how of ["drain", "close", "break", "abort"] as const) {
+    it(`ordered v3, ended by ${how}: no subscription, status listener, timer or signal listener left`, async () => {
+      const nc: NatsConnection = await v3(server);
+      try {
+        const { stream, subject } = await freshConsumer(server);
+        await publishN(server.url, subject, 20);
+        const oc = await jetstream(nc).consumers.get(stream);
+        await nc.flush();
+        const listeners = statusListeners(nc);
+        const timers = activeTimers();
+        const consumeSignal = countingSignal();
+        const messages = await consume(oc, { max_messages: 5, signal: consumeSignal.signal });
+        expect(ours(nc)).toHaveLength(1);
+        const added = statusListeners(nc).filter((l) => !listeners.includes(l));
+        await exercise(messages, how, consumeSignal.ac);
+        expect(ours(nc)).toEqual([]);
+        expect(statusListeners(nc).filter((l) => added.includes(l))).toEqual([]);
+        // a best-effort delete of a consumer left behind may still await its answer (nats.js's
+        // request timer): it settles, and nothing of ours remains
+        await until(() => activeTimers() <= timers, 5000, "timers back to where they were");
+        expect(consumeSignal.counts.removed).toBe(consumeSignal.counts.added);
+      } finally {
+        await nc.close();
+      }
+    });
+  }
+
+  for (const how of ["complete", "408", "close"] as const) {
+    it(`fetchMessages() ended by ${how}: no subscription, status listener or timer left`, async () => {
+      const nc: NatsConnection = await v3(server);
+      try {
+        const { stream, consumer, subject } = await freshConsumer(server);
+        await publishN(server.url, subject, 3);
+        const c = await v3Consumer(nc, stream, consumer);
+        await nc.flush();
+        const listeners = statusListeners(nc);
+        const timers = activeTimers();
+        const batch = await fetchMessages(c, {
+          max_messages: how === "complete" ? 3 : 10,
+          expires: 1000,
+        });
+        const added = statusListeners(nc).filter((l) => !listeners.includes(l));
+        expect(added).toHaveLength(1);
+        for await (const m of batch) {
+          m.ack();
+          if (how === "close") await batch.close();
+        }
+        await within(batch.closed(), 5000, "closed()");
+        expect(ours(nc)).toEqual([]);
+        expect(statusListeners(nc).filter((l) => added.includes(l))).toEqual([]);
+        await until(() => activeTimers() <= timers, 5000, "timers back to where they were");
+      } finally {
+        await nc.close();
+      }
+    });
+  }
+
+  it("nextMessage() with a signal, served and expired: no subscription, timer or signal listener left", async () => {
+    const nc: NatsConnection = await v3(server);
+    try {
+      const { stream, consumer, subject } = await freshConsumer(server);
+      await publishN(server.url, subject, 1);
+      const c = await v3Consumer(nc, stream, consumer);
+      await nc.flush();
+      const timers = activeTimers();
+      const s = countingSignal();
+      const m = await nextMessage(c, { expires: 1000, signal: s.signal });
+      m?.ack();
+      expect(await nextMessage(c, { expires: 1000, signal: s.signal })).toBeNull();
+      expect(ours(nc)).toEqual([]);
+      expect(s.counts.added).toBe(2);
+      expect(s.counts.removed).toBe(2);
+      await until(() => activeTimers() <= timers, 5000, "timers back to where they were");
     } finally {
       await nc.close();
     }
