@@ -176,6 +176,44 @@ describe("fetchMessages()", () => {
     }
   });
 
+  it("a server restart mid-batch: the batch asks again for the rest only, and ends with exactly max_messages", async () => {
+    const own = await NatsServer.start();
+    const conn = await v3(own, { maxReconnectAttempts: -1, reconnectTimeWait: 50 });
+    try {
+      const f = await freshConsumer(own);
+      await publishN(own.url, f.subject, 3);
+      const c = await v3Consumer(conn, f.stream, f.consumer);
+      const batch = await fetchMessages(c, {
+        max_messages: 10,
+        expires: 20_000,
+        idle_heartbeat: 2000,
+      });
+      const got: string[] = [];
+      const batches: number[] = [];
+      void (async () => {
+        for await (const n of batch.status()) if (n.type === "next") batches.push(n.options.batch);
+      })();
+      const loop = (async () => {
+        for await (const m of batch) {
+          got.push(m.string());
+          m.ack();
+        }
+      })();
+      await until(() => got.length === 3, 5000, "the first three");
+      await conn.flush();
+      await own.kill();
+      await own.restart();
+      await publishN(own.url, f.subject, 12, { payload: (i) => String(3 + i) });
+      await within(loop, 15_000, "the batch ends");
+      expect(got).toHaveLength(10);
+      expect(new Set(got).size).toBe(10);
+      expect(batches).toEqual([10, 7]); // the first request, then only the rest
+    } finally {
+      await conn.close();
+      await own.dispose();
+    }
+  });
+
   it("a missing consumer ends the batch with ConsumerNotFoundError", async () => {
     const f = await fixture(0);
     const c = await v3Consumer(nc, f.stream, f.consumer);
