@@ -1,6 +1,8 @@
 /**
- * Entry points: `consume(consumer, opts)` for a nats.js pull consumer (v3 or v2), and
- * `pullMessages(nc, stream, consumer, opts)` for a bare connection of either generation.
+ * Entry points: `consume(consumer, opts)`, `fetchMessages(consumer, opts)` and
+ * `nextMessage(consumer, opts)` for a nats.js pull consumer (v3 or v2; durable, named or ordered),
+ * `wrapConsumer(consumer)` to hand such a consumer around with those three in place of its own,
+ * and `pullMessages(nc, stream, consumer, opts)` for a bare connection of either generation.
  */
 import { isNatsConnectionLike, type NatsConnectionLike } from "./connection.js";
 import {
@@ -8,11 +10,27 @@ import {
   ConnectionClosedError,
   InvalidConsumerError,
   InvalidOptionError,
+  MsgIteratorClosedError,
 } from "./errors.js";
 import type { JsMsg } from "./jsmsg.js";
-import { type Flavor, Messages } from "./messages.js";
+import { Messages } from "./messages.js";
 import type { Notification } from "./notifications.js";
-import { type ConsumeOptions, type ResolvedOptions, resolveOptions } from "./options.js";
+import {
+  type ConsumeOptions,
+  type FetchOptions,
+  type NextMessageOptions,
+  type ResolvedOptions,
+  resolveFetchOptions,
+  resolveNextMessageOptions,
+  resolveOptions,
+} from "./options.js";
+import {
+  DEFAULT_API_PREFIX,
+  DEFAULT_API_TIMEOUT,
+  readConsumer,
+  type Target,
+  WRAPPED,
+} from "./target.js";
 
 /**
  * What `consume()` reads from a nats.js pull consumer (`PullConsumerImpl` of v3 and v2 has
@@ -38,40 +56,132 @@ export type StatusOf<C> = C extends { consume(...args: never[]): Promise<infer C
 /** The `Messages` that `consume(c)` resolves: assignable to that generation's `ConsumerMessages`. */
 export type MessagesOf<C> = Messages<MsgOf<C>, StatusOf<C>>;
 
-const DEFAULT_API_PREFIX = "$JS.API";
-const DEFAULT_API_TIMEOUT = 5_000;
-
-interface Target {
-  nc: NatsConnectionLike;
-  stream: string;
-  consumer: string;
-  prefix: string;
-  apiTimeout: number;
-  flavor: Flavor;
-}
-
-function start<M, S>(t: Target, opts: ResolvedOptions<unknown>): Messages<M, S> {
+function start<M, S>(t: Target, opts: ResolvedOptions<unknown>, fetch = false): Messages<M, S> {
   if (opts.signal?.aborted) throw new AbortError();
   if (t.nc.isClosed()) throw new ConnectionClosedError();
-  return new Messages<M, S>({ ...t, opts });
+  return new Messages<M, S>({ ...t, opts, fetch });
+}
+
+/** Reads `consumer` and checks what an ordered one does not allow. No I/O. */
+function target(consumer: unknown, opts: ResolvedOptions<unknown>, call: string): Target {
+  const t = readConsumer(consumer, call);
+  if (t.ordered) {
+    if (opts.bind) {
+      throw new InvalidOptionError(
+        "bind",
+        opts.bind,
+        "false or unset: an ordered consumer creates its own server consumers",
+      );
+    }
+    if (t.ordered.state.busy) {
+      throw new InvalidConsumerError(
+        `${call}: this ordered consumer is already being consumed: one consume(), fetch or next at a time (as in nats.js)`,
+      );
+    }
+  }
+  return t;
 }
 
 /**
  * Starts consuming a nats.js pull consumer — `jetstream(nc).consumers.get(stream, name)` of
- * `@nats-io/jetstream` v3, or `nc.jetstream().consumers.get(stream, name)` of `nats` v2 — with
- * nats.js's `ConsumeOptions` (plus `signal`). Drop-in for `await consumer.consume(opts)`.
+ * `@nats-io/jetstream` v3, or `nc.jetstream().consumers.get(stream, name)` of `nats` v2, or an
+ * ordered consumer (`consumers.get(stream)` / `consumers.get(stream, orderedOpts)`) of either —
+ * with nats.js's `ConsumeOptions` (plus `signal`). Drop-in for `await consumer.consume(opts)`.
+ *
+ * An ordered consumer is consumed through a chain of ephemeral consumers that the library
+ * re-creates from the next stream sequence after any gap or fault: the loop sees every message
+ * once, in order (docs/guide.md, "Ordered consumers").
  *
  * Resolves the `Messages`, typed as that generation's `ConsumerMessages`. Rejects, before any
- * I/O, with `InvalidOptionError` for a bad option, `InvalidConsumerError` for something that is
- * not a (non-ordered) pull consumer, `AbortError` if `signal` is already aborted, and
- * `ConnectionClosedError` if the connection is closed.
+ * I/O, with `InvalidOptionError` for a bad option (also `bind` with an ordered consumer),
+ * `InvalidConsumerError` for something that is not a pull consumer or an ordered consumer already
+ * being consumed, `AbortError` if `signal` is already aborted, and `ConnectionClosedError` if
+ * the connection is closed.
  */
 export async function consume<C extends PullConsumerLike>(
   consumer: C,
   opts?: ConsumeOptions<MsgOf<C>>,
 ): Promise<MessagesOf<C>> {
   const resolved = resolveOptions<unknown>(opts);
-  return start<MsgOf<C>, StatusOf<C>>(readConsumer(consumer), resolved);
+  return start<MsgOf<C>, StatusOf<C>>(target(consumer, resolved, "consume()"), resolved);
+}
+
+/**
+ * Fetches one batch: drop-in for `await consumer.fetch(opts)`. Resolves a `Messages` (the same
+ * iterator as `consume()`: `for await`, `next()`, `drain()`, `close()`, `status()`) that ends
+ * when the batch is complete — `max_messages` (and/or `max_bytes`) received, or the server ended
+ * the request (its 408 at `expires`: no client timer, so nothing that arrives in time is lost).
+ * One request is open at a time; after a fault (reconnect, leadership change) only what the batch
+ * still lacks is asked for again. It ends with an error, after handing out what it holds, when
+ * heartbeats are missed ({@link HeartbeatsMissedError}), the consumer or stream is missing, or
+ * the server refuses the request. `close()` / `break` / an abort NAK what was not handed out.
+ *
+ * Rejects, before any I/O, as {@link consume} does.
+ */
+export async function fetchMessages<C extends PullConsumerLike>(
+  consumer: C,
+  opts?: FetchOptions,
+): Promise<MessagesOf<C>> {
+  const resolved = resolveFetchOptions(opts);
+  return start<MsgOf<C>, StatusOf<C>>(
+    target(consumer, resolved, "fetchMessages()"),
+    resolved,
+    true,
+  );
+}
+
+/**
+ * One message, or `null` when none came within `expires` (default 30 000 ms): drop-in for
+ * `await consumer.next(opts)`. A fetch of one message; resolves once that fetch is done (its
+ * subscription removed). Rejects with the error that ended the fetch (missed heartbeats, a
+ * missing consumer or stream, a refused request, a lost connection), and with `AbortError` when
+ * `signal` aborts before a message was handed over: a message that arrives after the abort is
+ * NAKed at once, never delivered to nobody. Validation errors reject before any I/O.
+ */
+export async function nextMessage<C extends PullConsumerLike>(
+  consumer: C,
+  opts?: NextMessageOptions,
+): Promise<MsgOf<C> | null> {
+  const resolved = resolveNextMessageOptions(opts);
+  const batch = start<MsgOf<C>, unknown>(
+    target(consumer, resolved, "nextMessage()"),
+    resolved,
+    true,
+  );
+  let msg: MsgOf<C> | null = null;
+  try {
+    msg = await batch.next();
+  } catch (err) {
+    if (!(err instanceof MsgIteratorClosedError)) throw err;
+    if (err.cause instanceof Error) throw err.cause;
+  }
+  await batch.closed();
+  if (msg === null && resolved.signal?.aborted) throw new AbortError();
+  return msg;
+}
+
+/**
+ * The consumer, with `consume`, `fetch` and `next` replaced by this library's
+ * ({@link consume}, {@link fetchMessages}, {@link nextMessage}); everything else (`info`,
+ * `delete`, …) is the nats.js consumer's own. For apps that hand the consumer around: one line
+ * where it is acquired. Typed as the consumer given (assignable to that generation's `Consumer`).
+ * Throws `InvalidConsumerError` at once for something that is not a nats.js pull consumer.
+ */
+export function wrapConsumer<C extends PullConsumerLike>(consumer: C): C {
+  readConsumer(consumer, "wrapConsumer()");
+  const own: Record<PropertyKey, unknown> = {
+    consume: (opts?: ConsumeOptions<MsgOf<C>>) => consume(consumer, opts),
+    fetch: (opts?: FetchOptions) => fetchMessages(consumer, opts),
+    next: (opts?: NextMessageOptions) => nextMessage(consumer, opts),
+    [WRAPPED]: consumer,
+  };
+  return new Proxy(consumer, {
+    get(t, prop) {
+      if (Object.hasOwn(own, prop)) return own[prop];
+      const v: unknown = Reflect.get(t, prop, t);
+      return typeof v === "function" ? v.bind(t) : v;
+    },
+  });
 }
 
 /** Options of `pullMessages()`: `ConsumeOptions` plus where the JetStream API lives. */
@@ -143,47 +253,4 @@ function checkName(what: string, v: unknown): asserts v is string {
   if (typeof v !== "string" || v.length === 0 || /[\s.*>]/.test(v)) {
     throw new InvalidOptionError(what, v, "a non-empty name without dots, spaces or wildcards");
   }
-}
-
-/** Reads connection, stream, consumer name and API prefix from a nats.js pull consumer. */
-function readConsumer(c: unknown): Target {
-  if (typeof c !== "object" || c === null) {
-    throw new InvalidConsumerError(`consume(): expected a nats.js pull consumer, got ${String(c)}`);
-  }
-  const x = c as {
-    api?: { nc?: unknown; prefix?: unknown; timeout?: unknown };
-    stream?: unknown;
-    name?: unknown;
-    _info?: { name?: unknown };
-    ordered?: unknown;
-    cursor?: unknown;
-    isPullConsumer?: () => boolean;
-  };
-  const flavor: Flavor = typeof x.isPullConsumer === "function" ? "v3" : "v2";
-  if (flavor === "v3" && x.isPullConsumer?.() === false) {
-    throw new InvalidConsumerError(
-      "consume(): this is a push consumer; jetstream-iter consumes pull consumers",
-    );
-  }
-  if (x.ordered === true || x.cursor !== undefined) {
-    throw new InvalidConsumerError(
-      "consume(): ordered consumers are not supported; use a durable or named pull consumer",
-    );
-  }
-  const nc = x.api?.nc;
-  if (!isNatsConnectionLike(nc)) {
-    throw new InvalidConsumerError(
-      "consume(): expected a nats.js pull consumer (no connection found on consumer.api.nc)",
-    );
-  }
-  const name = x._info?.name ?? x.name;
-  if (typeof x.stream !== "string" || typeof name !== "string" || !x.stream || !name) {
-    throw new InvalidConsumerError(
-      "consume(): expected a nats.js pull consumer (no stream or consumer name found)",
-    );
-  }
-  const prefix = typeof x.api?.prefix === "string" ? x.api.prefix : DEFAULT_API_PREFIX;
-  const timeout = x.api?.timeout;
-  const apiTimeout = typeof timeout === "number" && timeout > 0 ? timeout : DEFAULT_API_TIMEOUT;
-  return { nc, stream: x.stream, consumer: name, prefix, apiTimeout, flavor };
 }

@@ -31,14 +31,20 @@ import {
   newInbox,
   serverAtLeast,
 } from "./connection.js";
-import { ConnectionClosedError, ConsumerDeletedError, JetStreamStatusError } from "./errors.js";
+import {
+  ConnectionClosedError,
+  ConsumerDeletedError,
+  HeartbeatsMissedError,
+  JetStreamStatusError,
+} from "./errors.js";
 import { HeartbeatMonitor } from "./heartbeats.js";
 import { type Generation, Inboxes } from "./inboxes.js";
 import { type AckTarget, JsMsg, scanAckReply } from "./jsmsg.js";
-import { nextPull, PullLedger } from "./ledger.js";
+import { fetchPull, nextPull, PullLedger } from "./ledger.js";
 import { Link } from "./link.js";
 import type { Notification, PullRequest } from "./notifications.js";
 import type { ResolvedOptions } from "./options.js";
+import { OrderedCursor, type OrderedSpec } from "./ordered.js";
 import { Recovery } from "./recovery.js";
 import { classifyStatus } from "./statuses.js";
 
@@ -62,6 +68,8 @@ export interface EngineHost {
    */
   end(kind: "terminal", error: Error): void;
   end(kind: "lost", verdict: Error | undefined | Promise<Error | undefined>): void;
+  /** A fetch's batch is complete (received, or ended by the server): nothing more will come. */
+  complete(): void;
 }
 
 export interface EngineConfig {
@@ -75,6 +83,15 @@ export interface EngineConfig {
   apiTimeout: number;
   /** The iterator's outgoing acks (acks.ts): the messages it makes queue their acks there. */
   acks: AckQueue;
+  /** An ordered consumer (ordered.ts): the engine pulls from the chain its cursor keeps. */
+  ordered?: OrderedSpec;
+  /**
+   * One batch (`fetchMessages()`): `max_messages` / `max_bytes` in all, one request at a time;
+   * after a fault only the rest is asked for; the batch ends when it is received or the server
+   * ends the request (408 at `expires`), never by a client timer; missed heartbeats end it with
+   * an error.
+   */
+  fetch?: boolean;
 }
 
 const NANOS_PER_MS = 1_000_000;
@@ -112,8 +129,11 @@ export class PullEngine {
   private retryAttempt = 0;
   private readonly recovery: Recovery;
   private finished: Promise<void> | undefined;
-  private readonly pullSubject: string;
   private readonly ackTarget: AckTarget;
+  /** An ordered consumer's position and current server consumer; undefined for a durable. */
+  private readonly cursor: OrderedCursor | undefined;
+  /** A fetch: what its batch has brought so far, and whether the server ended it. */
+  private readonly fetched = { msgs: 0, bytes: 0, ended: false };
 
   constructor(
     private readonly cfg: EngineConfig,
@@ -129,7 +149,7 @@ export class PullEngine {
       cfg.opts.idle_heartbeat,
       Math.max(cfg.opts.expires, RETIRED_LISTEN_MIN_MS),
     );
-    this.monitor = new HeartbeatMonitor(cfg.opts.idle_heartbeat, (n) => this.recovery.missed(n));
+    this.monitor = new HeartbeatMonitor(cfg.opts.idle_heartbeat, (n) => this.missed(n));
     this.link = new Link(cfg.nc, {
       disconnected: () => this.watchHeartbeats(),
       reconnected: () => this.recovery.reconnected(),
@@ -140,18 +160,43 @@ export class PullEngine {
         this.onSubscriptionLost();
       },
     });
-    this.pullSubject = `${cfg.prefix}.CONSUMER.MSG.NEXT.${cfg.stream}.${cfg.consumer}`;
+    if (cfg.ordered) {
+      this.cursor = new OrderedCursor(
+        {
+          nc: cfg.nc,
+          prefix: cfg.prefix,
+          apiTimeout: cfg.apiTimeout,
+          spec: cfg.ordered,
+          abortOnMissingStream: cfg.opts.abort_on_missing_resource || cfg.fetch === true,
+        },
+        {
+          ready: () => {
+            this.maybePull();
+            this.watchHeartbeats();
+          },
+          notify: (n) => this.host.notify(n),
+          end: (error) => this.host.end("terminal", error),
+        },
+      );
+    }
     const engine = this;
     this.recovery = new Recovery(
       {
         nc: cfg.nc,
         stream: cfg.stream,
         consumer: cfg.consumer,
-        infoSubject: `${cfg.prefix}.CONSUMER.INFO.${cfg.stream}.${cfg.consumer}`,
+        infoSubject: () => {
+          const name = this.consumerName;
+          return name === undefined
+            ? undefined
+            : `${cfg.prefix}.CONSUMER.INFO.${cfg.stream}.${name}`;
+        },
         idleHeartbeat: cfg.opts.idle_heartbeat,
         apiTimeout: cfg.apiTimeout,
         bind: cfg.opts.bind,
-        abortOnMissingResource: cfg.opts.abort_on_missing_resource,
+        // A fetch is one call: a missing consumer or stream is its answer, as in nats.js.
+        abortOnMissingResource: cfg.opts.abort_on_missing_resource || cfg.fetch === true,
+        ordered: cfg.ordered !== undefined,
       },
       {
         get running() {
@@ -192,8 +237,14 @@ export class PullEngine {
   start(): void {
     this.link.start();
     this.subscribe();
+    this.cursor?.start();
     this.maybePull();
     this.recovery.checkConsumer();
+  }
+
+  /** The server consumer pulls go to; undefined while an ordered one is being created. */
+  private get consumerName(): string | undefined {
+    return this.cursor ? this.cursor.name : this.cfg.consumer;
   }
 
   /**
@@ -204,8 +255,21 @@ export class PullEngine {
     if (!this.running || !this.link.connected || this.retryTimer) return;
     const g = this.inboxes.current;
     if (!g || g.fencing) return;
+    const consumer = this.consumerName;
+    if (consumer === undefined) return;
     const o = this.cfg.opts;
-    const next = nextPull(o, this.host.held, this.ledger, this.backlog, this.needRoom);
+    let next: { batch: number; maxBytes: number } | undefined;
+    if (this.cfg.fetch) {
+      if (this.fetched.ended) return;
+      const f = fetchPull(o, this.fetched, this.ledger);
+      if (f === "complete") {
+        this.completeFetch();
+        return;
+      }
+      next = f;
+    } else {
+      next = nextPull(o, this.host.held, this.ledger, this.backlog, this.needRoom);
+    }
     if (!next) return;
     const { batch, maxBytes } = next;
     const id = `${g.inbox}.${++this.reqSeq}`;
@@ -217,7 +281,8 @@ export class PullEngine {
     if (maxBytes > 0) body.max_bytes = maxBytes;
     this.ledger.opened({ id, msgs: batch, bytes: maxBytes });
     try {
-      this.cfg.nc.publish(this.pullSubject, enc.encode(JSON.stringify(body)), { reply: id });
+      const subject = `${this.cfg.prefix}.CONSUMER.MSG.NEXT.${this.cfg.stream}.${consumer}`;
+      this.cfg.nc.publish(subject, enc.encode(JSON.stringify(body)), { reply: id });
     } catch (err) {
       // The connection refuses publishes (closed or draining): its closed() ends us.
       this.ledger.refused(id);
@@ -233,6 +298,7 @@ export class PullEngine {
   /** No more pull requests, ever. Idempotent. */
   stopPulling(): void {
     this.running = false;
+    this.cursor?.halt();
     this.recovery.stop();
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
@@ -261,6 +327,26 @@ export class PullEngine {
   dispose(): void {
     this.stopPulling();
     this.link.stop();
+    this.cursor?.finish();
+  }
+
+  /** A fetch's batch is complete: stop, and let the iterator close with what it holds. */
+  private completeFetch(): void {
+    if (this.fetched.ended) return;
+    this.fetched.ended = true;
+    this.stopPulling();
+    this.host.complete();
+  }
+
+  /** The heartbeat monitor reports `count` silent intervals. */
+  private missed(count: number): void {
+    if (!this.cfg.fetch) {
+      this.recovery.missed(count);
+      return;
+    }
+    // A fetch gives up, as nats.js v3's does: the caller fetches again.
+    this.host.notify({ type: "heartbeats_missed", count });
+    this.host.end("terminal", new HeartbeatsMissedError(count, this.cfg.opts.idle_heartbeat));
   }
 
   /** Subscribes a new current inbox generation (see inboxes.ts). */
@@ -285,6 +371,9 @@ export class PullEngine {
     } catch (err) {
       if (!this.cfg.nc.isClosed()) this.host.end("lost", new ConnectionClosedError(err));
     }
+    // An ordered consumer cannot go on where messages may have been delivered to an inbox we
+    // no longer read: its chain continues on a new consumer from the last message buffered.
+    this.cursor?.recreate();
   }
 
   /**
@@ -309,7 +398,19 @@ export class PullEngine {
   }
 
   private onData(g: Generation, msg: MsgLike, reply: string): void {
-    const pending = scanAckReply(reply, this.cfg.stream, this.cfg.consumer);
+    const cursor = this.cursor;
+    if (cursor && g !== this.inboxes.current) {
+      // From a consumer of the chain already left behind: the new one starts after the cursor.
+      this.inboxes.letGo(g);
+      this.debug("dropped a message of a replaced ordered consumer");
+      return;
+    }
+    const consumer = this.consumerName;
+    if (consumer === undefined) {
+      this.debug("dropped a message that arrived while the ordered consumer is re-created");
+      return;
+    }
+    const pending = scanAckReply(reply, this.cfg.stream, consumer);
     if (typeof pending === "string") {
       this.debug(`dropped inbox message: ${pending}`);
       return;
@@ -323,9 +424,24 @@ export class PullEngine {
       return;
     }
     const size = msgSize(msg);
-    if (!this.ledger.received(size)) {
+    if (cursor) {
+      const { deliverySequence, streamSequence } = m.info;
+      if (!this.ledger.received(size) || !cursor.accept(deliverySequence, streamSequence)) {
+        // Delivered but not buffered (no request accounts for it, or one before it is missing):
+        // the chain broke here.
+        this.debug(
+          `ordered consumer: delivery ${deliverySequence} (stream ${streamSequence}) out of sequence after stream ${cursor.streamSequence}: re-creating`,
+        );
+        this.rotate("drop");
+        return;
+      }
+    } else if (!this.ledger.received(size)) {
       this.host.reject(m, "no open pull request accounts for it");
       return;
+    }
+    if (this.cfg.fetch) {
+      this.fetched.msgs++;
+      this.fetched.bytes += size;
     }
     this.inboxes.releaseRetired();
     this.monitor.alive();
@@ -374,6 +490,11 @@ export class PullEngine {
           this.debug(`status ${code} ${description} for a request that is not open`);
           break;
         }
+        if (this.cfg.fetch) {
+          // The server ended the batch (408 at expires, or the next message does not fit).
+          this.completeFetch();
+          return;
+        }
         if (released === "ambiguous") this.rotate("drop");
         if (action.tooLarge) {
           // Cut short because the buffer holds part of max_bytes: pull again once the room is
@@ -391,6 +512,11 @@ export class PullEngine {
       }
       case "limit":
         this.host.notify({ type: "exceeded_limits", code, description });
+        if (this.cfg.fetch && this.ledger.has(id)) {
+          // A fetch is one request: refused, it fails (as in nats.js); the caller tries again.
+          this.host.end("terminal", new JetStreamStatusError(code, description));
+          return;
+        }
         // Max waiting is contention: the slot frees when another client's request completes,
         // often within milliseconds, so keep trying often. The other limits are configuration.
         if (this.ledger.refused(id)) {
@@ -403,7 +529,12 @@ export class PullEngine {
         break;
       case "deleted":
         this.host.notify({ type: "consumer_deleted", code, description });
-        if (this.cfg.opts.abort_on_missing_resource) {
+        if (this.cursor) {
+          // Part of the chain: re-created from the last message buffered.
+          if (this.ledger.has(id)) this.rotate("drop");
+          break;
+        }
+        if (this.cfg.opts.abort_on_missing_resource || this.cfg.fetch) {
           const { stream, consumer } = this.cfg;
           this.host.end("terminal", new ConsumerDeletedError(stream, consumer, description));
           return;
@@ -412,6 +543,10 @@ export class PullEngine {
         break;
       case "no_responders":
         this.host.notify({ type: "no_responders", code });
+        if (this.cfg.fetch && this.ledger.has(id)) {
+          this.host.end("terminal", new JetStreamStatusError(code, "No Responders"));
+          return;
+        }
         if (this.ledger.refused(id)) {
           this.recovery.checkConsumer();
           this.retryLater();

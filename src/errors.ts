@@ -20,6 +20,7 @@ export const ErrorCode = {
   JetStreamStatus: "JSITER_JETSTREAM_STATUS",
   CallbackMode: "JSITER_CALLBACK_MODE",
   Aborted: "JSITER_ABORTED",
+  HeartbeatsMissed: "JSITER_HEARTBEATS_MISSED",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -178,6 +179,23 @@ export class CallbackModeError extends Error {
   readonly code = ErrorCode.CallbackMode;
   constructor() {
     super("messages are delivered to the callback; next() and for await are not available");
+  }
+}
+
+/**
+ * A `fetchMessages()` / `nextMessage()` request showed no life for two heartbeat intervals (no
+ * message, no heartbeat, no status): the server or the route to it is gone. Ends that fetch, as
+ * nats.js v3's fetch does (its message starts the same: "heartbeats missed"); what was already
+ * buffered is handed out first. `consume()` never ends for this: it recovers.
+ */
+export class HeartbeatsMissedError extends Error {
+  override readonly name = "HeartbeatsMissedError";
+  readonly code = ErrorCode.HeartbeatsMissed;
+  constructor(
+    readonly count: number,
+    readonly idleHeartbeat: number,
+  ) {
+    super(`heartbeats missed: ${count} × ${idleHeartbeat} ms without a heartbeat or message`);
   }
 }
 

@@ -13,12 +13,15 @@ export type {
 } from "./connection.js";
 export {
   consume,
+  fetchMessages,
   type MessagesOf,
   type MsgOf,
+  nextMessage,
   type PullConsumerLike,
   type PullMessagesOptions,
   pullMessages,
   type StatusOf,
+  wrapConsumer,
 } from "./consume.js";
 export {
   AbortError,
@@ -27,6 +30,7 @@ export {
   ConsumerDeletedError,
   ConsumerNotFoundError,
   ErrorCode,
+  HeartbeatsMissedError,
   InvalidConsumerError,
   InvalidOptionError,
   isAbortError,
@@ -45,4 +49,9 @@ export {
   type Phase,
 } from "./messages.js";
 export type { Notification, PullRequest, V2Status } from "./notifications.js";
-export type { ConsumeOptions, ConsumerCallback } from "./options.js";
+export type {
+  ConsumeOptions,
+  ConsumerCallback,
+  FetchOptions,
+  NextMessageOptions,
+} from "./options.js";

@@ -192,3 +192,20 @@ export function nextPull(
   if (o.max_bytes > 0 && held.bytes > 0 && maxBytes < needRoom) return undefined;
   return { batch, maxBytes };
 }
+
+/**
+ * The pull policy of a fetch (one batch of `max_messages` / `max_bytes` in all): one request at a
+ * time, for what the batch still lacks. A fault that forgot the open request (a new inbox
+ * generation) asks for the rest; `"complete"` once the batch has all it asked for.
+ */
+export function fetchPull(
+  o: Pick<PullLimits, "max_messages" | "max_bytes">,
+  fetched: { readonly msgs: number; readonly bytes: number },
+  ledger: PullLedger,
+): { batch: number; maxBytes: number } | "complete" | undefined {
+  if (ledger.openRequests > 0) return undefined;
+  const batch = o.max_messages - fetched.msgs;
+  const maxBytes = o.max_bytes > 0 ? o.max_bytes - fetched.bytes : 0;
+  if (batch <= 0 || (o.max_bytes > 0 && maxBytes <= 0)) return "complete";
+  return { batch, maxBytes };
+}

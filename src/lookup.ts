@@ -17,8 +17,11 @@ export type LookupResult = "exists" | "consumer_not_found" | "stream_not_found";
 
 export interface LookupConfig {
   nc: NatsConnectionLike;
-  /** `$JS.API.CONSUMER.INFO.<stream>.<consumer>` (with the API prefix). */
-  subject: string;
+  /**
+   * `$JS.API.CONSUMER.INFO.<stream>.<consumer>` (with the API prefix); undefined while there is
+   * no consumer to ask about (an ordered consumer being re-created): no request then.
+   */
+  subject(): string | undefined;
   /** How long one request waits for an answer, ms. */
   timeout: number;
   /** Pause between an unanswered request and the next, ms. */
@@ -52,8 +55,10 @@ export class ConsumerLookup {
   /** Starts a lookup unless one is already under way. */
   check(): void {
     if (this.inFlight || this.timer || this.cancelled) return;
+    const { nc, timeout } = this.cfg;
+    const subject = this.cfg.subject();
+    if (subject === undefined) return;
     this.inFlight = true;
-    const { nc, subject, timeout } = this.cfg;
     let p: Promise<MsgLike>;
     try {
       p = nc.request(subject, undefined, { timeout });

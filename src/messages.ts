@@ -27,6 +27,7 @@ import {
 import type { JsMsg } from "./jsmsg.js";
 import { type Notification, Notifier, toV2, type V2Status } from "./notifications.js";
 import { type ResolvedOptions, resolveDrainTimeout, resolveNextOptions } from "./options.js";
+import type { OrderedSpec, OrderedState } from "./ordered.js";
 
 /**
  * The lifecycle phase: `open`, `draining` (no more pulls; the unsubscribe fence is out),
@@ -59,6 +60,10 @@ export interface MessagesInit {
   apiTimeout: number;
   opts: ResolvedOptions<unknown>;
   flavor: Flavor;
+  /** An ordered consumer (ordered.ts); `consumer` is then its name prefix. */
+  ordered?: OrderedSpec;
+  /** One batch (`fetchMessages()`): the iterator closes when the batch is complete. */
+  fetch?: boolean;
 }
 
 export interface NextOptions {
@@ -74,7 +79,11 @@ export interface Counters {
   received: number;
   /** Handed to the user (next, for await, callback). */
   processed: number;
-  /** NAKed by the library (close, break, abort, or arriving with no request to account them). */
+  /**
+   * NAKed by the library (close, break, abort, or arriving with no request to account them). For
+   * an ordered consumer (ack none) nothing is sent: the message is discarded, and a later
+   * iterator of the same consumer starts after the last message handed out.
+   */
   naked: number;
   /** Dropped because the connection ended (could not be NAKed; the server redelivers them). */
   dropped: number;
@@ -131,10 +140,13 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
   private detachSignal: (() => void) | undefined;
   /** Acks of this iterator's messages, published once per turn (acks.ts). */
   private readonly acks: AckQueue;
+  /** An ordered consumer's shared state: the last message handed out is recorded there. */
+  private readonly ordered: OrderedState | undefined;
 
   /** @internal Use `consume()` or `pullMessages()`. */
   constructor(init: MessagesInit) {
     this.opts = init.opts;
+    this.ordered = init.ordered?.state;
     this.acks = new AckQueue(init.nc);
     this.flavor = init.flavor;
     this.channel = new Channel<JsMsg>(
@@ -152,6 +164,8 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
         opts: init.opts,
         apiTimeout: init.apiTimeout,
         acks: this.acks,
+        ordered: init.ordered,
+        fetch: init.fetch,
       },
       {
         held: this.channel,
@@ -175,6 +189,8 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
           else if (RANK[this.phase] < RANK.closed) this.toClosed(why, "lost");
           else this.lateVerdict(why);
         },
+        // A fetch's batch is complete: no request is open, so there is nothing to fence.
+        complete: () => this.toDraining(undefined, 0),
       },
     );
     const signal = init.opts.signal;
@@ -291,7 +307,8 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
 
   private disposeOf(m: JsMsg, how: "nak" | "lost"): void {
     if (how === "nak" && !m.isAcked) {
-      m.nak();
+      // Ack none: the server would ignore a NAK.
+      if (!this.ordered) m.nak();
       this.counts.naked++;
     } else {
       this.counts.dropped++;
@@ -311,6 +328,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
 
   private handOut(m: JsMsg): M {
     this.counts.processed++;
+    if (this.ordered) this.ordered.handed = m.info.streamSequence;
     return m as unknown as M;
   }
 

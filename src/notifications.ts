@@ -13,6 +13,8 @@ export type Notification =
   | { type: "debug"; code: number; description: string }
   | { type: "discard"; messagesLeft: number; bytesLeft: number }
   | { type: "next"; options: PullRequest }
+  | { type: "reset"; name: string }
+  | { type: "ordered_consumer_recreated"; name: string }
   | { type: "heartbeat"; lastConsumerSequence: number; lastStreamSequence: number };
 
 /** The body of a pull request, as sent (durations in nanoseconds). */
@@ -49,6 +51,9 @@ export function toV2(n: Notification): V2Status {
       return { type: n.type, data: { msgsLeft: n.messagesLeft, bytesLeft: n.bytesLeft } };
     case "next":
       return { type: n.type, data: n.options };
+    case "reset":
+    case "ordered_consumer_recreated":
+      return { type: n.type, data: n.name };
     case "heartbeat":
       return {
         type: "debug",

@@ -115,7 +115,10 @@ function isAbortSignal(v: unknown): v is AbortSignal {
  * Validates `opts` and fills in nats.js's defaults. Throws {@link InvalidOptionError} naming the
  * option, the value and what was expected. Does no I/O.
  */
-export function resolveOptions<M>(opts: unknown): ResolvedOptions<M> {
+export function resolveOptions<M>(
+  opts: unknown,
+  known: ReadonlySet<string> = KNOWN,
+): ResolvedOptions<M> {
   if (opts === undefined || opts === null) opts = {};
   if (typeof opts !== "object" || Array.isArray(opts)) {
     throw new InvalidOptionError("options", opts, "an object or undefined");
@@ -125,8 +128,8 @@ export function resolveOptions<M>(opts: unknown): ResolvedOptions<M> {
     if (UNSUPPORTED.has(key)) {
       throw new InvalidOptionError(key, o[key], "no value: priority groups are not supported");
     }
-    if (!KNOWN.has(key)) {
-      throw new InvalidOptionError(key, o[key], `a known option name (${[...KNOWN].join(", ")})`);
+    if (!known.has(key)) {
+      throw new InvalidOptionError(key, o[key], `a known option name (${[...known].join(", ")})`);
     }
   }
   const has = (k: string) => o[k] !== undefined;
@@ -230,4 +233,69 @@ export function resolveDrainTimeout(opts: unknown, fallback: number): number {
   if (typeof opts !== "object") throw new InvalidOptionError("drain options", opts, "an object");
   const t = (opts as Record<string, unknown>).timeout;
   return t === undefined ? fallback : intIn("timeout", t, 1, MAX_DURATION, "milliseconds");
+}
+
+/** Options of `fetchMessages()`: nats.js's `FetchOptions`, plus `signal`. */
+export interface FetchOptions {
+  /** Messages in the batch, at most. Messages; default 100. */
+  max_messages?: number;
+  /**
+   * Bytes in the batch, at most, counted as the server does (subject, reply, headers, payload).
+   * Bytes; default 0 = no byte limit. May be set with `max_messages`.
+   */
+  max_bytes?: number;
+  /**
+   * How long the server keeps the request open waiting for the batch to fill; then it ends the
+   * batch (its 408: there is no client timer). Milliseconds; default 30 000; at least 1 000.
+   */
+  expires?: number;
+  /**
+   * Interval of the server's idle heartbeats while the request is open; two missed ones end the
+   * batch with `HeartbeatsMissedError`. Milliseconds; default `expires / 2` clamped to
+   * [500, 30 000]; at most `expires / 2`.
+   */
+  idle_heartbeat?: number;
+  /** A missing consumer or stream ends the batch with an error in any case; accepted for nats.js. */
+  abort_on_missing_resource?: boolean;
+  /** Never look the consumer up (no consumer-info requests). Default false. Not for ordered consumers. */
+  bind?: boolean;
+  /** Aborting it closes the batch as `close()` does: what arrives later is NAKed. */
+  signal?: AbortSignal;
+}
+
+/** Options of `nextMessage()`: nats.js's `NextOptions`, plus `signal`. */
+export interface NextMessageOptions {
+  /** How long the server waits for a message; then `nextMessage()` resolves null. Milliseconds; default 30 000; at least 1 000. */
+  expires?: number;
+  /** Interval of the server's idle heartbeats. Milliseconds; default `expires / 2` clamped to [500, 30 000]. */
+  idle_heartbeat?: number;
+  /** Never look the consumer up (no consumer-info requests). Default false. Not for ordered consumers. */
+  bind?: boolean;
+  /**
+   * Aborting it rejects `nextMessage()` with `AbortError`; a message that arrives after the abort
+   * is NAKed at once (redelivered), never delivered to nobody.
+   */
+  signal?: AbortSignal;
+}
+
+const FETCH_KNOWN: ReadonlySet<string> = new Set([
+  "max_messages",
+  "max_bytes",
+  "expires",
+  "idle_heartbeat",
+  "abort_on_missing_resource",
+  "bind",
+  "signal",
+]);
+const NEXT_KNOWN: ReadonlySet<string> = new Set(["expires", "idle_heartbeat", "bind", "signal"]);
+
+/** Validates `fetchMessages()` options (as {@link resolveOptions}, with fetch's option names). */
+export function resolveFetchOptions(opts: unknown): ResolvedOptions<unknown> {
+  return resolveOptions(opts, FETCH_KNOWN);
+}
+
+/** Validates `nextMessage()` options: a fetch of one message. */
+export function resolveNextMessageOptions(opts: unknown): ResolvedOptions<unknown> {
+  const o = resolveOptions(opts, NEXT_KNOWN);
+  return { ...o, max_messages: 1, threshold_messages: 0 };
 }

@@ -48,8 +48,11 @@ export interface RecoveryConfig {
   nc: NatsConnectionLike;
   stream: string;
   consumer: string;
-  /** `$JS.API.CONSUMER.INFO.<stream>.<consumer>` with the API prefix. */
-  infoSubject: string;
+  /**
+   * `$JS.API.CONSUMER.INFO.<stream>.<consumer>` with the API prefix, for the consumer pulled from
+   * now; undefined while an ordered consumer is being re-created.
+   */
+  infoSubject(): string | undefined;
   /** `idle_heartbeat`, ms. */
   idleHeartbeat: number;
   /** JetStream API timeout, ms. */
@@ -57,6 +60,11 @@ export interface RecoveryConfig {
   /** Never look the consumer up. */
   bind: boolean;
   abortOnMissingResource: boolean;
+  /**
+   * An ordered consumer: one found missing is re-created (`repull("drop")` moves to a new one),
+   * whatever `abortOnMissingResource` says; only a missing stream ends it.
+   */
+  ordered: boolean;
 }
 
 export class Recovery {
@@ -69,7 +77,7 @@ export class Recovery {
   ) {
     this.lookup = new ConsumerLookup({
       nc: cfg.nc,
-      subject: cfg.infoSubject,
+      subject: () => cfg.infoSubject(),
       timeout: Math.min(cfg.apiTimeout, Math.max(250, cfg.idleHeartbeat / 2)),
       interval: Math.max(100, cfg.idleHeartbeat / 4),
       retry: () => host.running && host.connected && !host.heardSincePull(),
@@ -141,7 +149,8 @@ export class Recovery {
     const { stream: s, consumer: c, abortOnMissingResource: abort } = this.cfg;
     if (result === "consumer_not_found") {
       h.notify({ type: "consumer_not_found", name: c, stream: s, count: ++this.notFound });
-      if (abort) h.end(new ConsumerNotFoundError(s, c));
+      if (this.cfg.ordered) h.repull("drop");
+      else if (abort) h.end(new ConsumerNotFoundError(s, c));
       return;
     }
     if (result === "stream_not_found") {

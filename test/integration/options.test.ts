@@ -12,7 +12,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type ConsumeOptions,
   consume,
-  InvalidConsumerError,
   InvalidOptionError,
   isAbortError,
 } from "../../src/index.js";
@@ -207,12 +206,12 @@ describe("other early rejections leave no trace either", () => {
     expect(pulls).toEqual([]);
   });
 
-  it("an ordered consumer rejects InvalidConsumerError", async () => {
+  it("an ordered consumer with bind rejects InvalidOptionError (it creates its own consumers)", async () => {
     const ordered = await jetstream(nc).consumers.get(STREAM);
     await settle();
     pulls = [];
     const before = footprint(nc);
-    await expect(consume(ordered)).rejects.toBeInstanceOf(InvalidConsumerError);
+    await expect(consume(ordered, { bind: true })).rejects.toBeInstanceOf(InvalidOptionError);
     await settle();
     expect(footprint(nc)).toEqual(before);
     expect(pulls).toEqual([]);

@@ -834,8 +834,11 @@ describe("consume() checks its consumer before any I/O", () => {
     { what: "an empty object", c: {} },
     { what: "a connection", c: nc },
     { what: "a push consumer", c: fakeConsumer(nc, { isPullConsumer: () => false }) },
-    { what: "an ordered consumer", c: fakeConsumer(nc, { ordered: true }) },
-    { what: "an ordered consumer (cursor)", c: fakeConsumer(nc, { cursor: { stream_seq: 0 } }) },
+    { what: "a v3 ordered consumer without its info", c: fakeConsumer(nc, { ordered: true }) },
+    {
+      what: "a v2 ordered consumer without its name prefix",
+      c: fakeConsumer(nc, { cursor: { stream_seq: 0 }, isPullConsumer: undefined }),
+    },
     { what: "a consumer without connection", c: fakeConsumer(nc, { api: {} }) },
     { what: "a consumer without stream", c: fakeConsumer(nc, { stream: undefined }) },
     {
