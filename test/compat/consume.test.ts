@@ -12,7 +12,7 @@ import {
   type PullOptions,
 } from "@nats-io/jetstream";
 import { errors, nanos, syncIterator } from "@nats-io/nats-core";
-import { describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import {
   CallbackModeError,
   ConsumerDeletedError,
@@ -26,6 +26,7 @@ import {
   attempt,
   collectStatus,
   drainAll,
+  it,
   publish,
   rejectionOf,
   skipUnavailable,
@@ -40,7 +41,7 @@ import { impls, isOurs } from "./impls.js";
 
 const { env, connectExtra } = useServer();
 
-describe.each(impls)("$name", (impl) => {
+describe.concurrent.each(impls)("$name", (impl) => {
   skipUnavailable(impl);
 
   /** `jetstream(nc).consumers.get(stream, name)`, wrapped by `impl`. */

@@ -10,12 +10,13 @@ import {
   type JsMsg,
 } from "@nats-io/jetstream";
 import { Empty, nanos, syncIterator } from "@nats-io/nats-core";
-import { describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import * as lib from "../../src/index.js";
 import {
   addDurable,
   addStream,
   drainAll,
+  it,
   protocolListenerCount,
   publish,
   rejectionOf,
@@ -40,7 +41,7 @@ function ourError(name: string): new (...args: never[]) => Error {
   ) => Error;
 }
 
-describe.each(impls)("$name", (impl) => {
+describe.concurrent.each(impls)("$name", (impl) => {
   skipUnavailable(impl);
 
   async function get(stream: string, name: string) {

@@ -4,6 +4,8 @@
  * nats.js connection internals that both implementations share (subscriptions, status
  * listeners), since both speak over the same nats.js connection.
  */
+
+import { AsyncLocalStorage } from "node:async_hooks";
 import {
   AckPolicy,
   type ConsumerConfig,
@@ -15,7 +17,7 @@ import {
 } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
+import { afterAll, beforeAll, beforeEach, it as vitestIt } from "vitest";
 import { NatsServer } from "../harness/index.js";
 import type { Impl } from "./impls.js";
 
@@ -36,44 +38,65 @@ export function uniqueName(prefix = "S"): string {
 }
 
 /**
- * Starts one nats-server for the file and connects afresh for every test; `env()` returns the
- * current test's connection and clients. Extra connections made with `connectExtra()` are
- * closed after the test too.
+ * Starts one nats-server for the file. Every test gets its own connection (closed after it),
+ * read with `env()`: tests of a file run concurrently (`describe.concurrent`), so the current
+ * test's connection is found through AsyncLocalStorage, not a shared variable. Connections made
+ * with `connectExtra()` are closed after the test too. Tests must be declared with `it` from
+ * this module, which sets that up.
  */
 export function useServer(): {
   env(): Env;
   connectExtra(opts?: Record<string, unknown>): Promise<NatsConnection>;
 } {
-  let server: NatsServer | undefined;
-  let current: Env | undefined;
-  const extra: NatsConnection[] = [];
   beforeAll(async () => {
     server = await NatsServer.start();
   });
   afterAll(async () => {
     await server?.dispose();
-  });
-  beforeEach(async () => {
-    const nc = await connect({ servers: server!.url });
-    current = { server: server!, nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
-  });
-  afterEach(async () => {
-    const ncs = [current?.nc, ...extra.splice(0)];
-    current = undefined;
-    await Promise.all(ncs.map((nc) => (nc && !nc.isClosed() ? nc.close() : undefined)));
+    server = undefined;
   });
   return {
     env() {
-      if (!current) throw new Error("no test is running");
-      return current;
+      const e = scope.getStore();
+      if (!e) throw new Error("no test is running (declare tests with `it` from helpers.ts)");
+      return e;
     },
     async connectExtra(opts = {}) {
-      const nc = await connect({ servers: server!.url, ...opts });
-      extra.push(nc);
+      const e = scope.getStore();
+      if (!e || !server) throw new Error("no test is running");
+      const nc = await connect({ servers: server.url, ...opts });
+      e.extra.push(nc);
       return nc;
     },
   };
 }
+
+let server: NatsServer | undefined;
+const scope = new AsyncLocalStorage<Env & { extra: NatsConnection[] }>();
+
+/** Runs `fn` with a fresh connection of its own as `env()`; closes every connection after it. */
+function withEnv(fn: () => unknown): () => Promise<void> {
+  return async () => {
+    if (!server) throw new Error("useServer() was not called in this file");
+    const nc = await connect({ servers: server.url });
+    const e = { server, nc, js: jetstream(nc), jsm: await jetstreamManager(nc), extra: [] };
+    try {
+      await scope.run(e, fn);
+    } finally {
+      await Promise.all(
+        [nc, ...e.extra].map((c) => (c.isClosed() ? undefined : c.close().catch(() => {}))),
+      );
+    }
+  };
+}
+
+type Body = () => unknown;
+
+/** vitest's `it`, with the test's own connection as `env()` (see useServer). */
+export const it = Object.assign((name: string, fn: Body) => vitestIt(name, withEnv(fn)), {
+  skip: (name: string, fn: Body) => vitestIt.skip(name, withEnv(fn)),
+  skipIf: (cond: boolean) => (name: string, fn: Body) => vitestIt.skipIf(cond)(name, withEnv(fn)),
+});
 
 /** Skips every test of `impl`'s block while it is not available (ours before `wrapConsumer`). */
 export function skipUnavailable(impl: Impl): void {

@@ -6,12 +6,13 @@
 import { AckPolicy, DeliverPolicy } from "@nats-io/jetstream";
 import { JetStreamStatusError } from "@nats-io/jetstream/internal";
 import { nanos } from "@nats-io/nats-core";
-import { describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import * as lib from "../../src/index.js";
 import {
   addDurable,
   addStream,
   drainAll,
+  it,
   protocolListenerCount,
   publish,
   rejectionOf,
@@ -25,7 +26,7 @@ import { impls, isOurs } from "./impls.js";
 
 const { env } = useServer();
 
-describe.each(impls)("$name", (impl) => {
+describe.concurrent.each(impls)("$name", (impl) => {
   skipUnavailable(impl);
 
   async function get(stream: string, name: string) {

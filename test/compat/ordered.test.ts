@@ -16,10 +16,11 @@ import {
   jetstream,
   type OrderedConsumerOptions,
 } from "@nats-io/jetstream";
-import { describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import * as lib from "../../src/index.js";
 import {
   drainAll,
+  it,
   publish,
   rejectionOf,
   skipUnavailable,
@@ -71,7 +72,7 @@ function countRecreates(iter: ConsumerMessages): { n: number; done: Promise<void
   return r;
 }
 
-describe.each(impls)("$name", (impl) => {
+describe.concurrent.each(impls)("$name", (impl) => {
   skipUnavailable(impl);
 
   /** `jetstream(nc).consumers.get(stream, opts?)` (an ordered consumer), wrapped by `impl`. */
