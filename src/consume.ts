@@ -112,9 +112,12 @@ export async function consume<C extends PullConsumerLike>(
  * when the batch is complete — `max_messages` (and/or `max_bytes`) received, or the server ended
  * the request (its 408 at `expires`: no client timer, so nothing that arrives in time is lost).
  * One request is open at a time; after a fault (reconnect, leadership change) only what the batch
- * still lacks is asked for again. It ends with an error, after handing out what it holds, when
- * heartbeats are missed ({@link HeartbeatsMissedError}), the consumer or stream is missing, or
- * the server refuses the request. `close()` / `break` / an abort NAK what was not handed out.
+ * still lacks is asked for again, with a new `expires`. It ends with an error, after handing out
+ * what it holds, when heartbeats are missed ({@link HeartbeatsMissedError}), the consumer or stream
+ * is missing (for an ordered consumer: the stream; its consumer is re-created), the server refuses
+ * the request, or an ordered consumer's server consumer cannot be created
+ * ({@link OrderedConsumerError}). `close()` / `break` / an abort NAK what was not handed out (an
+ * ordered consumer has nothing to NAK: the next fetch starts after the last message handed out).
  *
  * Rejects, before any I/O, as {@link consume} does.
  */
@@ -132,7 +135,7 @@ export async function fetchMessages<C extends PullConsumerLike>(
 
 /**
  * One message, or `null` when none came within `expires` (default 30 000 ms): drop-in for
- * `await consumer.next(opts)`. A fetch of one message; resolves once that fetch is done (its
+ * `await consumer.next(opts)`. A fetch of one message; settles once that fetch is done (its
  * subscription removed). Rejects with the error that ended the fetch (missed heartbeats, a
  * missing consumer or stream, a refused request, a lost connection), and with `AbortError` when
  * `signal` aborts before a message was handed over: a message that arrives after the abort is
@@ -149,14 +152,17 @@ export async function nextMessage<C extends PullConsumerLike>(
     true,
   );
   let msg: MsgOf<C> | null = null;
+  let failure: unknown;
   try {
     msg = await batch.next();
   } catch (err) {
-    if (!(err instanceof MsgIteratorClosedError)) throw err;
-    if (err.cause instanceof Error) throw err.cause;
+    failure = err instanceof MsgIteratorClosedError ? err.cause : err;
   }
+  const aborted = msg === null && resolved.signal?.aborted === true;
+  // Its subscription gone before the caller goes on: calls in a row never overlap.
   await batch.closed();
-  if (msg === null && resolved.signal?.aborted) throw new AbortError();
+  if (failure !== undefined) throw failure;
+  if (aborted) throw new AbortError();
   return msg;
 }
 

@@ -39,7 +39,7 @@ import {
 } from "./errors.js";
 import { HeartbeatMonitor } from "./heartbeats.js";
 import { type Generation, Inboxes } from "./inboxes.js";
-import { type AckTarget, JsMsg, scanAckReply } from "./jsmsg.js";
+import { type AckTarget, JsMsg, type JsMsgFlavor, scanAckReply } from "./jsmsg.js";
 import { fetchPull, nextPull, PullLedger } from "./ledger.js";
 import { Link } from "./link.js";
 import type { Notification, PullRequest } from "./notifications.js";
@@ -92,6 +92,8 @@ export interface EngineConfig {
    * an error.
    */
   fetch?: boolean;
+  /** Whose `JsMsg.info` shape the messages have (nats.js v3 or v2); default v3. */
+  flavor?: JsMsgFlavor;
 }
 
 const NANOS_PER_MS = 1_000_000;
@@ -103,6 +105,8 @@ const RETRY_BASE_MS = 50;
  * after the request's own `expires`, and it is the earliest sign that pulls work again.
  */
 const RETIRED_LISTEN_MIN_MS = 15_000;
+/** Unanswered creations of an ordered consumer after which a fetch ends (with apiTimeout each). */
+const ORDERED_FETCH_CREATE_TRIES = 3;
 /** Backoff cap after 409 Exceeded MaxWaiting, ms. */
 const MAX_WAITING_RETRY_MS = 200;
 const enc = new TextEncoder();
@@ -168,6 +172,7 @@ export class PullEngine {
           apiTimeout: cfg.apiTimeout,
           spec: cfg.ordered,
           abortOnMissingStream: cfg.opts.abort_on_missing_resource || cfg.fetch === true,
+          giveUpAfter: cfg.fetch ? ORDERED_FETCH_CREATE_TRIES : 0,
         },
         {
           ready: () => {
@@ -226,6 +231,7 @@ export class PullEngine {
       ackTimeout: cfg.apiTimeout,
       // nats-server 2.9 treats `+TERM <reason>` as no ack at all: send plain +TERM there.
       termReason: serverAtLeast(cfg.nc.info?.version, 2, 10),
+      flavor: cfg.flavor,
     };
   }
 
@@ -327,6 +333,14 @@ export class PullEngine {
   dispose(): void {
     this.stopPulling();
     this.link.stop();
+    this.release();
+  }
+
+  /**
+   * Nothing more will be handed out (the end item was taken, or the iterator is done): an ordered
+   * consumer's shared state is released, so that the next iterator of it may start. Idempotent.
+   */
+  release(): void {
     this.cursor?.finish();
   }
 
@@ -508,6 +522,8 @@ export class PullEngine {
             this.host.notify({ type: "discard", messagesLeft, bytesLeft });
           }
         }
+        // nats.js v3 reports every 404/408 as `debug` too, after `discard`
+        if (!action.tooLarge) this.host.notify({ type: "debug", code, description });
         break;
       }
       case "limit":

@@ -1,6 +1,13 @@
 /**
- * Errors of jetstream-iter. Each class has a stable `name` and `code` (match on `code`, not on
- * the message), keeps what caused it in `cause`, and says below whether it ends the iterator.
+ * Errors of jetstream-iter. Each class has a stable `name` and `code` (match on `code`), keeps
+ * what caused it in `cause`, and says below whether it ends the iterator.
+ *
+ * Where nats.js (`@nats-io/jetstream` 3.4 or `nats` 2.29) ends a consumer with an error for the
+ * same reason, the `message` is nats.js's (e.g. "consumer not found", "consumer deleted"), and
+ * the error also carries nats.js's other observable fields under their names (`status`,
+ * `api_error`, `apiError()`), so code that matched nats.js's errors on those keeps working.
+ * `code` cannot be both: it stays ours (nats.js's `code` is a number in v3 and a string in v2).
+ * docs/migration.md, "Parity", lists what matches and what cannot.
  *
  * Aborts reject with {@link AbortError}, whose `name` is "AbortError" as in abort-controller-x
  * and the DOM; recognise them with {@link isAbortError} (this one or abort-controller-x's: both
@@ -21,6 +28,7 @@ export const ErrorCode = {
   CallbackMode: "JSITER_CALLBACK_MODE",
   Aborted: "JSITER_ABORTED",
   HeartbeatsMissed: "JSITER_HEARTBEATS_MISSED",
+  OrderedConsumer: "JSITER_ORDERED_CONSUMER",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -98,87 +106,126 @@ export class InvalidConsumerError extends TypeError {
   readonly code = ErrorCode.InvalidConsumer;
 }
 
+/** A JetStream API error as the server sends it (nats.js's `ApiError`). */
+export interface ApiError {
+  /** HTTP-like status, e.g. 404. */
+  code: number;
+  /** JetStream error code, e.g. 10014 (consumer not found). */
+  err_code: number;
+  description: string;
+}
+
 /**
  * The server said the consumer was deleted (409 "Consumer Deleted"). Ends the iterator when
  * `abort_on_missing_resource` is set; otherwise it is only notified and the iterator waits for
- * the consumer to exist again.
+ * the consumer to exist again. The message is nats.js's ("consumer deleted"), `status` is 409
+ * (nats.js: a `JetStreamStatusError` in v3, a `NatsError` with code "409" in v2).
  */
 export class ConsumerDeletedError extends Error {
   override readonly name = "ConsumerDeletedError";
   readonly code = ErrorCode.ConsumerDeleted;
+  /** The status code, as nats.js's status errors carry it. */
+  readonly status = 409;
   constructor(
     readonly stream: string,
     readonly consumer: string,
+    /** The description as the server sent it. */
     readonly description = "Consumer Deleted",
   ) {
-    super(`consumer ${stream}/${consumer} was deleted (${description})`);
+    super("consumer deleted");
   }
 }
 
 /**
  * Consumer info says the consumer does not exist. Ends the iterator only with
- * `abort_on_missing_resource`.
+ * `abort_on_missing_resource`. Named, worded and shaped as nats.js v3's `ConsumerNotFoundError`
+ * ("consumer not found", `status` 404, `apiError()`; its `code` 10014 is `apiError().err_code`)
+ * and with v2's `api_error`.
  */
 export class ConsumerNotFoundError extends Error {
   override readonly name = "ConsumerNotFoundError";
   readonly code = ErrorCode.ConsumerNotFound;
+  readonly status = 404;
+  /** The server's error (nats v2's `NatsError.api_error`). */
+  readonly api_error: ApiError = { code: 404, err_code: 10014, description: "consumer not found" };
   constructor(
     readonly stream: string,
     readonly consumer: string,
   ) {
-    super(`consumer ${stream}/${consumer} not found`);
+    super("consumer not found");
+  }
+  /** A copy of the server's error (nats.js v3's `JetStreamApiError.apiError()`). */
+  apiError(): ApiError {
+    return { ...this.api_error };
   }
 }
 
-/** Consumer info says the stream does not exist. Ends the iterator only with `abort_on_missing_resource`. */
+/**
+ * Consumer info says the stream does not exist. Ends the iterator only with
+ * `abort_on_missing_resource`. Named, worded and shaped as nats.js v3's `StreamNotFoundError`
+ * ("stream not found", `status` 404, `apiError()` with `err_code` 10059) and with v2's `api_error`.
+ */
 export class StreamNotFoundError extends Error {
   override readonly name = "StreamNotFoundError";
   readonly code = ErrorCode.StreamNotFound;
+  readonly status = 404;
+  /** The server's error (nats v2's `NatsError.api_error`). */
+  readonly api_error: ApiError = { code: 404, err_code: 10059, description: "stream not found" };
   constructor(readonly stream: string) {
-    super(`stream ${stream} not found`);
+    super("stream not found");
+  }
+  /** A copy of the server's error (nats.js v3's `JetStreamApiError.apiError()`). */
+  apiError(): ApiError {
+    return { ...this.api_error };
   }
 }
 
 /**
  * The connection closed because of a failure (nats.js's `closed()` resolved an Error, kept in
- * `cause`). Ends the iterator; `for await` throws it once the iterator is empty. A connection
- * the application closed (`nc.close()`, `nc.drain()`) ends the iterator without an error.
+ * `cause`), or `consume()` was given a closed connection. Ends the iterator; `for await` throws
+ * it once the iterator is empty. A connection the application closed (`nc.close()`,
+ * `nc.drain()`) ends the iterator without an error. The message is "connection closed", as nats
+ * v2's (v3's `ClosedConnectionError` says "closed connection").
  */
 export class ConnectionClosedError extends Error {
   override readonly name = "ConnectionClosedError";
   readonly code = ErrorCode.ConnectionClosed;
   constructor(cause?: unknown) {
-    super(
-      cause instanceof Error ? `connection closed: ${cause.message}` : "connection closed",
-      cause === undefined ? undefined : { cause },
-    );
+    // nats v2's wording (its NatsError CONNECTION_CLOSED); the reason is in `cause`
+    super("connection closed", cause === undefined ? undefined : { cause });
   }
 }
 
 /**
  * A terminal status from the server for our pull requests: 400 Bad Request, 409 "Consumer is
- * push based", and other statuses that no retry can fix. Ends the iterator.
+ * push based", and other statuses that no retry can fix. Ends the iterator. Named as nats.js
+ * v3's error for the same statuses, and worded as nats.js (both generations): the message is
+ * the server's description in lower case (e.g. "bad request"). nats.js v3's `code` (the
+ * status, a number) is `status` here.
  */
 export class JetStreamStatusError extends Error {
   override readonly name = "JetStreamStatusError";
   readonly code = ErrorCode.JetStreamStatus;
   constructor(
     readonly status: number,
+    /** The description as the server sent it. */
     readonly description: string,
   ) {
-    super(`JetStream status ${status}: ${description}`);
+    super(description.toLowerCase() || "unknown");
   }
 }
 
 /**
  * `next()` or `for await` was used on a `Messages` created with a `callback`: in callback mode
- * the library hands messages to the callback only. Does not end the iterator.
+ * the library hands messages to the callback only. Does not end the iterator. Worded as nats.js
+ * v3's `InvalidOperationError` for the same mistake.
  */
 export class CallbackModeError extends Error {
   override readonly name = "CallbackModeError";
   readonly code = ErrorCode.CallbackMode;
   constructor() {
-    super("messages are delivered to the callback; next() and for await are not available");
+    // nats.js v3's wording for iterating a consumer that has a callback
+    super("iterator cannot be used when a callback is registered");
   }
 }
 
@@ -196,6 +243,24 @@ export class HeartbeatsMissedError extends Error {
     readonly idleHeartbeat: number,
   ) {
     super(`heartbeats missed: ${count} × ${idleHeartbeat} ms without a heartbeat or message`);
+  }
+}
+
+/**
+ * An ordered consumer's next server consumer could not be created: the server refused its config
+ * (`status` 4xx: a filter that matches no subject, the stream's consumer limit, …), or a fetch
+ * got no answer several times in a row. Ends the iterator (after what it holds is handed out).
+ */
+export class OrderedConsumerError extends Error {
+  override readonly name = "OrderedConsumerError";
+  readonly code = ErrorCode.OrderedConsumer;
+  constructor(
+    readonly stream: string,
+    readonly consumer: string,
+    readonly status: number,
+    readonly description: string,
+  ) {
+    super(`ordered consumer ${stream}/${consumer} could not be created: ${description}`);
   }
 }
 

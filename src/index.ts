@@ -25,6 +25,7 @@ export {
 } from "./consume.js";
 export {
   AbortError,
+  type ApiError,
   CallbackModeError,
   ConnectionClosedError,
   ConsumerDeletedError,
@@ -37,9 +38,10 @@ export {
   JetStreamStatusError,
   MsgIteratorClosedError,
   NextTimeoutError,
+  OrderedConsumerError,
   StreamNotFoundError,
 } from "./errors.js";
-export { type DeliveryInfo, JsMsg, type NextPullOptions } from "./jsmsg.js";
+export { type DeliveryInfo, JsMsg, type JsMsgFlavor, type NextPullOptions } from "./jsmsg.js";
 export {
   CLOSE_FENCE_TIMEOUT,
   type Counters,

@@ -5,25 +5,36 @@
 import type { AckQueue } from "./acks.js";
 import type { HeadersLike, MsgLike, NatsConnectionLike } from "./connection.js";
 
-/** Delivery info parsed from the ack reply subject (nats.js's `DeliveryInfo`). */
+/** Which nats.js generation a message imitates: its `info` has that generation's fields. */
+export type JsMsgFlavor = "v3" | "v2";
+
+/**
+ * Delivery info parsed from the ack reply subject (nats.js's `DeliveryInfo`), with the fields,
+ * values and key order of the generation in use: `@nats-io/jetstream` 3.4 has no
+ * `redeliveryCount`; `nats` 2.29 has it, equal to `deliveryCount` (1 on the first delivery).
+ */
 export interface DeliveryInfo {
   /** JetStream domain, "" when none. */
   domain: string;
-  /** Account hash (new subject layout only). */
+  /** Account hash: "" with the 9-token subject layout (as nats.js has it). */
   account_hash?: string;
   stream: string;
   consumer: string;
   /** Times this message has been delivered, this delivery included (1 = first). */
   deliveryCount: number;
-  /** `deliveryCount - 1` (nats v2 name). */
+  /**
+   * As nats 2.29 has it: equal to `deliveryCount` (so 1 on the first delivery, despite the
+   * name). nats v2's field; `@nats-io/jetstream` (v3) has none, so for a v3 consumer it is
+   * present but not enumerable: the info's keys, JSON and deep equality are v3's.
+   */
   redeliveryCount: number;
+  redelivered: boolean;
   streamSequence: number;
   deliverySequence: number;
   /** Stream timestamp in nanoseconds since the epoch (as a Number, so not exact; see `timestampNanos`). */
   timestampNanos: number;
   /** Messages still pending for the consumer after this one. */
   pending: number;
-  redelivered: boolean;
 }
 
 /** Pull options of `JsMsg.next()` (nats.js's `PullOptions`). */
@@ -49,18 +60,22 @@ export type ReplyProblem = string;
  * Parses a `$JS.ACK…` reply subject. Returns the info, or a string saying what is wrong.
  * Layouts: 9 tokens `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>`,
  * or 11+ `$JS.ACK.<domain>.<hash>.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>[.<token>…]`.
+ * The result has the fields and key order of `flavor`'s nats.js (see {@link DeliveryInfo}).
  */
-export function parseAckReply(reply: string): DeliveryInfo | ReplyProblem {
+export function parseAckReply(
+  reply: string,
+  flavor: JsMsgFlavor = "v3",
+): DeliveryInfo | ReplyProblem {
   if (!reply.startsWith("$JS.ACK.")) return "reply subject is not $JS.ACK";
   const t = reply.split(".");
   let i: number;
   let domain = "";
-  let account_hash: string | undefined;
+  let account_hash = "";
   if (t.length === 9) {
     i = 2;
   } else if (t.length >= 11) {
     domain = t[2] === "_" ? "" : (t[2] ?? "");
-    account_hash = t[3];
+    account_hash = t[3] ?? "";
     i = 4;
   } else {
     return `ack subject has ${t.length} tokens (want 9 or 11+)`;
@@ -71,19 +86,23 @@ export function parseAckReply(reply: string): DeliveryInfo | ReplyProblem {
   if (!stream || !consumer || n.some((x) => x < 0)) return "ack subject has a non-numeric field";
   const [delivered, sseq, dseq, ts, pending] = n as [number, number, number, number, number];
   if (delivered < 1) return "ack subject has delivery count 0";
-  const info: DeliveryInfo = {
-    domain,
-    stream,
-    consumer,
-    deliveryCount: delivered,
-    redeliveryCount: delivered - 1,
+  // Key order as nats.js builds it, so that logs and snapshots of the two read the same.
+  const head = { domain, account_hash, stream, consumer, deliveryCount: delivered };
+  const tail = {
+    redelivered: delivered > 1,
     streamSequence: sseq,
     deliverySequence: dseq,
     timestampNanos: ts,
     pending,
-    redelivered: delivered > 1,
   };
-  if (account_hash !== undefined) info.account_hash = account_hash;
+  if (flavor === "v2") return { ...head, redeliveryCount: delivered, ...tail };
+  const info = { ...head, ...tail } as DeliveryInfo;
+  Object.defineProperty(info, "redeliveryCount", {
+    value: delivered,
+    enumerable: false,
+    writable: true,
+    configurable: true,
+  });
   return info;
 }
 
@@ -194,6 +213,8 @@ export interface AckTarget {
   readonly ackTimeout: number;
   /** Whether `+TERM <reason>` is understood (nats-server >= 2.10). */
   readonly termReason: boolean;
+  /** Whose `DeliveryInfo` shape `info` has (default "v3"). */
+  readonly flavor?: JsMsgFlavor;
 }
 
 export class JsMsg {
@@ -214,7 +235,7 @@ export class JsMsg {
   /** Delivery info parsed from the ack subject (on first read). */
   get info(): DeliveryInfo {
     if (this.parsed) return this.parsed;
-    const info = parseAckReply(this.reply);
+    const info = parseAckReply(this.reply, this.target.flavor);
     if (typeof info === "string") throw new TypeError(`JsMsg: ${info}: ${this.reply}`);
     this.parsed = info;
     return info;
@@ -257,10 +278,16 @@ export class JsMsg {
 
   /** The payload as UTF-8 text. */
   string(): string {
-    return dec.decode(this.msg.data);
+    const m = this.msg as MsgLike & { string?(): string };
+    return typeof m.string === "function" ? m.string() : dec.decode(this.msg.data);
   }
-  /** The payload parsed as JSON. Throws if it is not JSON. */
+  /**
+   * The payload parsed as JSON. Throws if it is not JSON, what the connection's nats.js throws
+   * there (v3: a `SyntaxError`; v2: a `NatsError` with code `BAD_JSON`).
+   */
   json<T = unknown>(): T {
+    const m = this.msg as MsgLike & { json?(): unknown };
+    if (typeof m.json === "function") return m.json() as T;
     return JSON.parse(this.string()) as T;
   }
 
@@ -297,17 +324,26 @@ export class JsMsg {
   }
 
   /**
-   * Acks this message and asks for more to be delivered to `subj` (nats.js `next()`). Terminal.
+   * Acks this message and asks for more to be delivered to `subj` (nats.js `next()`). The request
+   * carries what nats.js sends: `batch` (default 1), `no_wait`, and `expires` (milliseconds,
+   * sent as nanoseconds) when positive; other options are not sent, as in nats.js. Terminal:
+   * unlike nats.js, a later `ack()` is not sent.
    */
   next(subj: string, opts: Partial<NextPullOptions> = { batch: 1 }): void {
     if (this.acked) return;
     this.acked = true;
-    const body = { batch: 1, ...opts };
+    const body: { batch: number; no_wait: boolean; expires?: number } = {
+      batch: opts.batch || 1,
+      no_wait: opts.no_wait || false,
+    };
+    if (opts.expires && opts.expires > 0) body.expires = opts.expires * 1_000_000;
     this.target.acks.flush();
     try {
-      this.target.nc.publish(this.reply, enc.encode(`+NXT ${JSON.stringify(body)}`), {
-        reply: subj,
-      });
+      this.target.nc.publish(
+        this.reply,
+        enc.encode(`+NXT ${JSON.stringify(body)}`),
+        subj ? { reply: subj } : undefined,
+      );
     } catch {
       // connection closed: the server redelivers after ack_wait
     }
@@ -324,7 +360,8 @@ export class JsMsg {
     // Earlier acks (a working() of this message, say) go first.
     this.target.acks.flush();
     await this.target.nc.request(this.reply, ACK, {
-      timeout: opts.timeout ?? this.target.ackTimeout,
+      // as nats.js: 0 (or none) means the default
+      timeout: opts.timeout || this.target.ackTimeout,
     });
     return true;
   }

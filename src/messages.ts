@@ -152,8 +152,13 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     this.channel = new Channel<JsMsg>(
       () => this.engine.maybePull(),
       () => this.maybeDone(),
-      // The end is handed out: the code after the loop (often nc.close()) finds every ack sent.
-      () => this.acks.flush(),
+      // The end is handed out: the code after the loop (often nc.close()) finds every ack sent,
+      // and, when the fence is done (nothing more can arrive), may consume the same ordered
+      // consumer again at once. (After close(), its fence still out, that waits for done.)
+      () => {
+        this.acks.flush();
+        if (this.engineClosed) this.engine.release();
+      },
     );
     this.engine = new PullEngine(
       {
@@ -166,6 +171,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
         acks: this.acks,
         ordered: init.ordered,
         fetch: init.fetch,
+        flavor: init.flavor,
       },
       {
         held: this.channel,
@@ -213,7 +219,11 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     // The error that ends the iterator is known now; a close() during the fence keeps it.
     this.terminal = error;
     this.engine.stopPulling();
-    void this.engine.close(timeoutMs).then(() => this.toClosed(undefined, "keep"));
+    void this.engine.close(timeoutMs).then(() => {
+      // The fence is done: nothing more can arrive, so the end may release an ordered consumer.
+      this.engineClosed = true;
+      this.toClosed(undefined, "keep");
+    });
   }
 
   /**
@@ -321,14 +331,14 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
   }
 
   private notify(n: Notification): void {
-    if (this.notifier.size > 0) this.notifier.notify(n);
+    this.notifier.notify(n);
   }
 
   // ── handing messages out ─────────────────────────────────────────────────────────────────
 
   private handOut(m: JsMsg): M {
     this.counts.processed++;
-    if (this.ordered) this.ordered.handed = m.info.streamSequence;
+    if (this.ordered) this.ordered.position = m.info.streamSequence;
     return m as unknown as M;
   }
 

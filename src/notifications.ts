@@ -31,8 +31,38 @@ export interface V2Status {
   data: unknown;
 }
 
-/** Maps a notification to nats v2's `{ type, data }` (v2 has no `exceeded_limits`: it is `debug`). */
-export function toV2(n: Notification): V2Status {
+/**
+ * A notification as nats.js v3 emits it, made from the engine's: a server status's description
+ * lowercased ("unknown" when empty, "no responders" for 503), as nats.js reads it; a `next`
+ * carries the pull request in nats.js's key order with `max_bytes` 0 when there is no byte limit
+ * (the request on the wire leaves it out). The library's own `debug` notes (code 0) are kept.
+ */
+export function toV3(n: Notification): Notification {
+  switch (n.type) {
+    case "debug":
+    case "consumer_deleted":
+    case "exceeded_limits":
+      return n.code === 0 ? n : { ...n, description: statusDescription(n.code, n.description) };
+    case "next": {
+      const { batch, max_bytes = 0, idle_heartbeat, expires } = n.options;
+      return { type: "next", options: { batch, max_bytes, idle_heartbeat, expires } };
+    }
+    default:
+      return n;
+  }
+}
+
+function statusDescription(code: number, description: string): string {
+  return description.toLowerCase() || (code === 503 ? "no responders" : "unknown");
+}
+
+/**
+ * Maps a (v3-shaped, {@link toV3}) notification to nats v2's `{ type, data }`, or undefined for
+ * one nats v2 never emits: idle heartbeats, and the `debug` of a 404/408 (v2 reports a request
+ * that ended with `Nats-Pending-*` as `discard` only, and nats-server always sends them there).
+ * v2 has no `exceeded_limits`: it is `debug`.
+ */
+export function toV2(n: Notification): V2Status | undefined {
   switch (n.type) {
     case "heartbeats_missed":
       return { type: n.type, data: n.count };
@@ -42,8 +72,10 @@ export function toV2(n: Notification): V2Status {
       return { type: n.type, data: n.consumerCreateFails ?? 1 };
     case "consumer_deleted":
       return { type: n.type, data: `${n.code} ${n.description}` };
-    case "exceeded_limits":
     case "debug":
+      if (n.code === 404 || n.code === 408) return undefined;
+      return { type: "debug", data: `${n.code} ${n.description}` };
+    case "exceeded_limits":
       return { type: "debug", data: `${n.code} ${n.description}` };
     case "no_responders":
       return { type: n.type, data: `${n.code} No Responders` };
@@ -55,12 +87,16 @@ export function toV2(n: Notification): V2Status {
     case "ordered_consumer_recreated":
       return { type: n.type, data: n.name };
     case "heartbeat":
-      return {
-        type: "debug",
-        data: `100 heartbeat ${n.lastConsumerSequence} ${n.lastStreamSequence}`,
-      };
+      return undefined;
   }
 }
+
+/**
+ * How many notifications made before anyone listened the first `status()` listener receives
+ * (the newest ones): the first pull's `next` is published by `consume()` itself, before a
+ * listener can exist, while nats.js v3 emits it when iteration begins.
+ */
+export const BACKLOG_LIMIT = 32;
 
 /** One reader of notifications: an async iterable that ends when the iterator closes. */
 class Listener<T> implements AsyncIterableIterator<T> {
@@ -69,13 +105,14 @@ class Listener<T> implements AsyncIterableIterator<T> {
   private done = false;
 
   constructor(
-    private readonly map: (n: Notification) => T,
+    private readonly map: (n: Notification) => T | undefined,
     private readonly detach: (l: Listener<T>) => void,
   ) {}
 
   push(n: Notification): void {
     if (this.done) return;
     const value = this.map(n);
+    if (value === undefined) return;
     const w = this.waiting;
     if (w) {
       this.waiting = undefined;
@@ -116,19 +153,28 @@ class Listener<T> implements AsyncIterableIterator<T> {
   }
 }
 
-/** Fans notifications out to every listener; ends them all when the iterator is done. */
+/**
+ * Fans notifications out to every listener; ends them all when the iterator is done. Until the
+ * first listener attaches, the newest {@link BACKLOG_LIMIT} notifications are kept, and that
+ * listener receives them first; later listeners see notifications from the moment they attach.
+ */
 export class Notifier {
   private listeners = new Set<Listener<unknown>>();
   private ended = false;
+  /** Notifications nobody has listened to yet; undefined once a listener attached (or at end). */
+  private backlog: Notification[] | undefined = [];
 
   /** A new listener receiving every notification from now on, in nats.js v3's shape. */
   listen(): AsyncIterableIterator<Notification>;
-  /** The same, mapped. */
-  listen<T>(map: (n: Notification) => T): AsyncIterableIterator<T>;
-  listen<T>(map?: (n: Notification) => T): AsyncIterableIterator<T | Notification> {
+  /** The same, mapped; notifications `map` maps to undefined are skipped. */
+  listen<T>(map: (n: Notification) => T | undefined): AsyncIterableIterator<T>;
+  listen<T>(map?: (n: Notification) => T | undefined): AsyncIterableIterator<T | Notification> {
     const l = new Listener<T | Notification>(map ?? ((n) => n), (x) =>
       this.listeners.delete(x as Listener<unknown>),
     );
+    const backlog = this.backlog;
+    this.backlog = undefined;
+    if (backlog) for (const n of backlog) l.push(n);
     if (this.ended) l.end();
     else this.listeners.add(l as Listener<unknown>);
     return l;
@@ -138,13 +184,26 @@ export class Notifier {
     return this.listeners.size;
   }
 
-  notify(n: Notification): void {
+  /** Notifications held for the first listener (tests: proof that the backlog stays bounded). */
+  get backlogSize(): number {
+    return this.backlog?.length ?? 0;
+  }
+
+  notify(engineNote: Notification): void {
+    const n = toV3(engineNote);
+    const backlog = this.backlog;
+    if (backlog) {
+      backlog.push(n);
+      if (backlog.length > BACKLOG_LIMIT) backlog.shift();
+      return;
+    }
     for (const l of this.listeners) l.push(n);
   }
 
   /** Ends every listener (they finish reading what is queued) and forgets them. Idempotent. */
   end(): void {
     this.ended = true;
+    this.backlog = undefined;
     for (const l of this.listeners) l.end();
     this.listeners.clear();
   }

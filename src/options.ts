@@ -255,7 +255,10 @@ export interface FetchOptions {
    * [500, 30 000]; at most `expires / 2`.
    */
   idle_heartbeat?: number;
-  /** A missing consumer or stream ends the batch with an error in any case; accepted for nats.js. */
+  /**
+   * Accepted for nats.js; a fetch ends with an error on a missing consumer or stream in any case
+   * (an ordered consumer's missing server consumer is re-created; only its stream ends it).
+   */
   abort_on_missing_resource?: boolean;
   /** Never look the consumer up (no consumer-info requests). Default false. Not for ordered consumers. */
   bind?: boolean;

@@ -15,19 +15,25 @@
  * best-effort (fire and forget): a deletion that fails leaves it to its inactive threshold.
  *
  * State shared by the iterators of one nats.js consumer object ({@link OrderedState}) lets a
- * later `consume()` / `fetch` / `next` continue after the last message handed to the application,
- * on the same server consumer when nothing was discarded in between.
+ * later `consume()` / `fetch` / `next` continue after the last message handed to the application
+ * (or, before the first one, where the chain started), on the same server consumer when nothing
+ * it delivered was discarded.
  */
 import type { MsgLike, NatsConnectionLike } from "./connection.js";
-import { StreamNotFoundError } from "./errors.js";
+import { OrderedConsumerError, StreamNotFoundError } from "./errors.js";
 import type { Notification } from "./notifications.js";
 
 /** What every iterator made from one nats.js ordered consumer object shares. */
 export interface OrderedState {
   /** The suffix of the newest consumer name created (`<prefix>_<serial>`). */
   serial: number;
-  /** Stream sequence of the last message handed to the application; 0 = none yet. */
-  handed: number;
+  /**
+   * Stream sequence after which the next iterator starts: the last message handed to the
+   * application, or before the first one where the chain's first consumer started (its delivered
+   * stream sequence). Undefined while not known (a last_per_subject start, nothing handed yet):
+   * the next consumer then starts at the user's policy.
+   */
+  position: number | undefined;
   /** A server consumer the next iterator may continue on, as the last one left it. */
   resume: Resume | undefined;
   /** An iterator is running: a second one at once is refused, as nats.js does. */
@@ -68,6 +74,11 @@ export interface CursorConfig {
   spec: OrderedSpec;
   /** A missing stream ends the iterator (else: notified, and retried). */
   abortOnMissingStream: boolean;
+  /**
+   * Consecutive failed creations (no answer, or a 5xx) after which the iterator ends; 0 = never
+   * (consume: it waits for the server). A refused config (a 4xx answer) ends it at once.
+   */
+  giveUpAfter: number;
 }
 
 export interface CursorHost {
@@ -106,18 +117,18 @@ export class OrderedCursor {
     state.busy = true;
     const r = state.resume;
     state.resume = undefined;
-    // Continue on the consumer the last iterator left, when it handed out everything it took.
-    if (r && (r.deliverSeq === 0 || (r.known && r.streamSeq === state.handed))) {
+    // Continue on the consumer the last iterator left when everything it delivered was handed out.
+    if (r?.known && r.streamSeq === state.position) {
       this.current = r.name;
       this.dseq = r.deliverSeq;
       this.sseq = r.streamSeq;
-      this.known = r.known;
-    } else if (state.handed > 0) {
-      this.sseq = state.handed;
       this.known = true;
-      if (r) this.retire(r.name);
-    } else if (r) {
-      this.retire(r.name);
+      return;
+    }
+    if (r) this.retire(r.name);
+    if (state.position !== undefined) {
+      this.sseq = state.position;
+      this.known = true;
     }
   }
 
@@ -141,6 +152,12 @@ export class OrderedCursor {
    * delivery; false for a gap (the caller drops it and re-creates).
    */
   accept(deliverSeq: number, streamSeq: number): boolean {
+    if (this.finished) {
+      // Released (its fence was done, so this is rare): the consumer it left for the next
+      // iterator has moved on without it: nobody may continue on it.
+      this.forgetResume();
+      return false;
+    }
     if (this.current === undefined || deliverSeq !== this.dseq + 1) return false;
     this.dseq = deliverSeq;
     this.sseq = streamSeq;
@@ -185,10 +202,19 @@ export class OrderedCursor {
     state.busy = false;
     const name = this.current;
     if (name === undefined) return;
-    if (this.dseq === 0 || (this.known && this.sseq === state.handed)) {
-      state.resume = { name, deliverSeq: this.dseq, streamSeq: this.sseq, known: this.known };
+    if (this.known && this.sseq === state.position) {
+      state.resume = { name, deliverSeq: this.dseq, streamSeq: this.sseq, known: true };
     } else {
       this.retire(name);
+    }
+  }
+
+  /** The consumer this iterator left for the next one can no longer be continued on: delete it. */
+  private forgetResume(): void {
+    const { state } = this.cfg.spec;
+    if (this.current !== undefined && state.resume?.name === this.current) {
+      state.resume = undefined;
+      this.retire(this.current);
     }
   }
 
@@ -240,6 +266,9 @@ export class OrderedCursor {
       if (typeof s === "number" && s >= 0) {
         this.sseq = s;
         this.known = true;
+        // Nothing was handed out yet (else the position would be known): a later iterator
+        // starts here too.
+        this.cfg.spec.state.position = s;
       }
     }
     this.host.notify({ type: "ordered_consumer_recreated", name });
@@ -257,6 +286,17 @@ export class OrderedCursor {
         this.host.end(new StreamNotFoundError(stream));
         return;
       }
+    } else if (
+      (error && (error.code ?? 0) < 500) ||
+      (this.cfg.giveUpAfter > 0 && this.fails >= this.cfg.giveUpAfter)
+    ) {
+      // The server refused the config (a filter that matches no subject, too many consumers, …):
+      // no retry can fix that. A fetch also gives up after a few unanswered tries: nothing else
+      // would end it while no request is open.
+      const code = error?.code ?? 0;
+      const why = error?.description ?? String(err);
+      this.host.end(new OrderedConsumerError(stream, name, code, why));
+      return;
     } else {
       const why = error ? `${error.code ?? ""} ${error.description ?? ""}`.trim() : String(err);
       this.host.notify({

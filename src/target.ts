@@ -131,14 +131,17 @@ function readOrderedV3(x: ConsumerShape, stream: string): OrderedSpec {
   }
   const state = stateOf(x, () => {
     const first = info.delivered?.stream_seq;
+    const known = typeof first === "number" && config.deliver_policy !== "last_per_subject";
     return {
       serial: typeof x.serial === "number" ? x.serial : 1,
-      handed: 0,
+      // Where the first consumer starts (its delivered stream sequence), unless that is not a
+      // position in the stream (last_per_subject).
+      position: known ? (first as number) : undefined,
       resume: {
         name: info.name as string,
         deliverSeq: 0,
         streamSeq: typeof first === "number" ? first : 0,
-        known: typeof first === "number" && config.deliver_policy !== "last_per_subject",
+        known,
       },
       busy: false,
     };
@@ -185,7 +188,7 @@ function readOrderedV2(x: ConsumerShape, stream: string, namePrefix: string): Or
   }
   const state = stateOf(x, () => ({
     serial: typeof x.serial === "number" ? x.serial : 0,
-    handed: 0,
+    position: undefined,
     resume: undefined,
     busy: false,
   }));

@@ -9,12 +9,7 @@ import type { NatsConnection, Subscription } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { connect as connectV2, type NatsConnection as NatsConnectionV2 } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type ConsumeOptions,
-  consume,
-  InvalidOptionError,
-  isAbortError,
-} from "../../src/index.js";
+import { type ConsumeOptions, consume, InvalidOptionError, isAbortError } from "../../src/index.js";
 import { createConsumer, createStream, NatsServer } from "../harness/index.js";
 
 const STREAM = "OPTS";

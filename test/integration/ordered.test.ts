@@ -6,11 +6,18 @@
  */
 
 import type { ConsumerNotification } from "@nats-io/jetstream";
-import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { NatsConnection as NatsConnectionV2 } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { consume, fetchMessages, InvalidOptionError, nextMessage } from "../../src/index.js";
+import {
+  consume,
+  fetchMessages,
+  InvalidOptionError,
+  nextMessage,
+  OrderedConsumerError,
+  StreamNotFoundError,
+} from "../../src/index.js";
 import { createStream, NatsServer, publishN } from "../harness/index.js";
 import { until, v2, v3, within } from "./fixture.js";
 
@@ -232,6 +239,49 @@ describe("ordered consume() recovers by re-creating from the next stream sequenc
   });
 });
 
+describe("ordered consume() recovers: deletions", () => {
+  it("a consumer deleted under a waiting pull is re-created at once (default heartbeats)", async () => {
+    const s = await stream(2);
+    const oc = await jetstream(nc).consumers.get(s.name);
+    const messages = await consume(oc); // idle_heartbeat 15 s: waiting it out would take 30 s
+    const seen: number[] = [];
+    const loop = (async () => {
+      for await (const m of messages) {
+        seen.push(m.seq);
+        if (seen.length === 4) break;
+      }
+    })();
+    await until(() => seen.length === 2, 5000, "the first two");
+    const jsm = await jetstreamManager(nc);
+    for (const n of await consumerNames(s.name)) await jsm.consumers.delete(s.name, n);
+    await publishN(server.url, s.subject, 2);
+    await within(loop, 5000, "the two published after the deletion");
+    expect(seen).toEqual([1, 2, 3, 4]);
+  });
+
+  it("abort_on_missing_resource: a deleted consumer is re-created, a deleted stream ends the loop with StreamNotFoundError", async () => {
+    const s = await stream(2);
+    const oc = await jetstream(nc).consumers.get(s.name);
+    const messages = await consume(oc, { abort_on_missing_resource: true });
+    const seen: number[] = [];
+    const loop = (async () => {
+      for await (const m of messages) seen.push(m.seq);
+    })().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    await until(() => seen.length === 2, 5000, "the first two");
+    const jsm = await jetstreamManager(nc);
+    for (const n of await consumerNames(s.name)) await jsm.consumers.delete(s.name, n);
+    await publishN(server.url, s.subject, 1);
+    await until(() => seen.length === 3, 5000, "the one published after the deletion");
+    await jsm.streams.delete(s.name);
+    const err = await within(loop, 10_000, "the loop ends");
+    expect(err).toBeInstanceOf(StreamNotFoundError);
+    expect(seen).toEqual([1, 2, 3]);
+  });
+});
+
 describe("ordered: shutdown and the bound", () => {
   it("drain() mid-stream hands out the buffer; the next consume() continues after it", async () => {
     const s = await stream(200);
@@ -330,5 +380,105 @@ describe("ordered fetch and next", () => {
       for await (const m of batch) order.see(m.seq);
     }
     expect(order.seqs).toHaveLength(25);
+  });
+});
+
+describe("ordered: where the next iterator starts, and when it may", () => {
+  it("a consumer re-created after the buffer filled, then close(): the next consume() starts at the first message not handed out", async () => {
+    const s = await stream(5);
+    const oc = await jetstream(nc).consumers.get(s.name);
+    const a = await consume(oc, { max_messages: 10, expires: 10_000 });
+    const notes: ConsumerNotification[] = [];
+    void (async () => {
+      for await (const n of a.status()) notes.push(n);
+    })();
+    await until(() => a.getPending() === 5, 5000, "5 buffered");
+    const jsm = await jetstreamManager(nc);
+    for (const n of await consumerNames(s.name)) await jsm.consumers.delete(s.name, n);
+    await until(
+      () => notes.some((n) => n.type === "ordered_consumer_recreated"),
+      5000,
+      "re-created",
+    );
+    await a.close();
+    await a.closed();
+    const b = await consume(oc, { max_messages: 10 });
+    const first = await within(b.next(), 5000, "b's first message");
+    await b.close();
+    expect(first.seq).toBe(1);
+  });
+
+  it("deliver_policy new, nothing handed out, close(): the next consume() starts where the chain started", async () => {
+    const s = await stream(10);
+    const oc = await jetstream(nc).consumers.get(s.name, { deliver_policy: DeliverPolicy.New });
+    await publishN(server.url, s.subject, 5);
+    const a = await consume(oc, { max_messages: 10, expires: 5000 });
+    await until(() => a.getPending() === 5, 5000, "5 buffered");
+    await a.close();
+    await a.closed();
+    await publishN(server.url, s.subject, 3);
+    const b = await consume(oc, { max_messages: 10 });
+    const first = await within(b.next(), 5000, "b's first message");
+    await b.close();
+    expect(first.seq).toBe(11);
+  });
+
+  it("a fetch ended by the server's 408 with the loop waiting, then another fetch at once: not refused, no gap", async () => {
+    const s = await stream(3);
+    const oc = await jetstream(nc).consumers.get(s.name);
+    const seen: number[] = [];
+    const a = await fetchMessages(oc, { max_messages: 10, expires: 1000 });
+    for await (const m of a) seen.push(m.seq);
+    await publishN(server.url, s.subject, 1);
+    const b = await fetchMessages(oc, { max_messages: 10, expires: 1000 });
+    for await (const m of b) seen.push(m.seq);
+    expect(seen).toEqual([1, 2, 3, 4]);
+  });
+
+  it("drain() while the loop waits, the loop ends, consume() at once: not refused", async () => {
+    const s = await stream(3);
+    const oc = await jetstream(nc).consumers.get(s.name);
+    const a = await consume(oc, { max_messages: 10 });
+    let n = 0;
+    for await (const _m of a) {
+      if (++n === 3) setTimeout(() => void a.drain(), 100); // the loop is waiting when it lands
+    }
+    expect(n).toBe(3);
+    const again = await consume(oc);
+    await again.close();
+  });
+
+  it("nextMessage() rejected by a terminal error, then again at once: the same error, not 'already being consumed'", async () => {
+    const s = await stream(0);
+    const oc = await jetstream(nc).consumers.get(s.name);
+    await (await jetstreamManager(nc)).streams.delete(s.name);
+    const e1 = await nextMessage(oc, { expires: 1000 }).catch((e: unknown) => e);
+    const e2 = await nextMessage(oc, { expires: 1000 }).catch((e: unknown) => e);
+    expect(e1).toBeInstanceOf(StreamNotFoundError);
+    expect(e2).toBeInstanceOf(StreamNotFoundError);
+  });
+
+  it("a config the server refuses (v2 filter matching no subject of the stream): nextMessage() rejects OrderedConsumerError, no hang", async () => {
+    const s = await stream(3);
+    const oc = await nc2.jetstream().consumers.get(s.name, { filterSubjects: "nomatch.>" });
+    const err = await within(
+      nextMessage(oc, { expires: 1000 }).catch((e: unknown) => e),
+      8000,
+      "nextMessage settles",
+    );
+    expect(err).toBeInstanceOf(OrderedConsumerError);
+  });
+
+  it("the stream at max_consumers: an ordered fetch ends with OrderedConsumerError, no hang", async () => {
+    const name = `OM${++counter}_${process.pid}`;
+    await createStream(server.url, name, { max_consumers: 1 });
+    await publishN(server.url, `${name}.x`, 3);
+    const jsm = await jetstreamManager(nc);
+    await jsm.consumers.add(name, { durable_name: "d", ack_policy: AckPolicy.Explicit });
+    const oc = await nc2.jetstream().consumers.get(name);
+    const batch = await fetchMessages(oc, { max_messages: 2, expires: 1000 });
+    expect(await within(batch.closed(), 8000, "the fetch ends")).toBeInstanceOf(
+      OrderedConsumerError,
+    );
   });
 });

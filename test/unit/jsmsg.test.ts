@@ -20,17 +20,43 @@ const MALFORMED: [string, string][] = [
 describe("parseAckReply", () => {
   it("reads the 9-token layout", () => {
     const info = parseAckReply("$JS.ACK.ORDERS.worker.3.120.45.1700000000123456789.7");
-    expect(info).toEqual({
+    // nats.js v3's fields, in its key order; redeliveryCount is there but not enumerable
+    const v3 = {
       domain: "",
+      account_hash: "",
       stream: "ORDERS",
       consumer: "worker",
       deliveryCount: 3,
-      redeliveryCount: 2,
+      redelivered: true,
       streamSequence: 120,
       deliverySequence: 45,
       timestampNanos: Number("1700000000123456789"),
       pending: 7,
-      redelivered: true,
+    };
+    expect(info).toStrictEqual(v3);
+    expect(Object.keys(info)).toEqual(Object.keys(v3));
+    expect((info as { redeliveryCount: number }).redeliveryCount).toBe(3);
+    // nats v2's: redeliveryCount is deliveryCount (nats 2.29), after it
+    const v2 = parseAckReply("$JS.ACK.ORDERS.worker.3.120.45.1700000000123456789.7", "v2");
+    expect(Object.entries(v2)).toEqual(
+      Object.entries({
+        domain: "",
+        account_hash: "",
+        stream: "ORDERS",
+        consumer: "worker",
+        deliveryCount: 3,
+        redeliveryCount: 3,
+        redelivered: true,
+        streamSequence: 120,
+        deliverySequence: 45,
+        timestampNanos: Number("1700000000123456789"),
+        pending: 7,
+      }),
+    );
+    expect(parseAckReply("$JS.ACK.S.C.1.2.3.4.5", "v2")).toMatchObject({
+      deliveryCount: 1,
+      redeliveryCount: 1,
+      redelivered: false,
     });
   });
 
@@ -161,6 +187,15 @@ describe("JsMsg", () => {
     expect(published[0]?.data).toBe('-NAK {"delay":1500000000}');
   });
 
+  it("nak(millis) < 0 is a plain -NAK (nats.js would send a negative delay)", async () => {
+    const { nc, published } = fakeNc();
+    jsMsg(nc).nak(0);
+    jsMsg(nc).nak(-5);
+    jsMsg(nc).nak(0.0000004);
+    await turnEnd();
+    expect(published.map((p) => p.data)).toEqual(["-NAK", "-NAK", '-NAK {"delay":0}']);
+  });
+
   it("term(reason) sends plain +TERM to 2.9 servers and the reason to newer ones", async () => {
     const old = fakeNc("2.9.10");
     jsMsg(old.nc, false).term("bad payload");
@@ -178,7 +213,48 @@ describe("JsMsg", () => {
     m.next("_INBOX.x", { batch: 5 });
     m.ack();
     await turnEnd();
-    expect(published).toEqual([{ subject: m.reply, data: '+NXT {"batch":5}', reply: "_INBOX.x" }]);
+    expect(published).toEqual([
+      { subject: m.reply, data: '+NXT {"batch":5,"no_wait":false}', reply: "_INBOX.x" },
+    ]);
+  });
+
+  it("next() sends what nats.js sends: batch, no_wait, expires in nanoseconds", async () => {
+    const { nc, published } = fakeNc();
+    jsMsg(nc).next("_INBOX.x", { batch: 3, expires: 5_000, no_wait: true, max_bytes: 9 });
+    jsMsg(nc).next("_INBOX.x");
+    jsMsg(nc).next("");
+    await turnEnd();
+    expect(published.map((p) => [p.data, p.reply])).toEqual([
+      ['+NXT {"batch":3,"no_wait":true,"expires":5000000000}', "_INBOX.x"],
+      ['+NXT {"batch":1,"no_wait":false}', "_INBOX.x"],
+      ['+NXT {"batch":1,"no_wait":false}', undefined],
+    ]);
+  });
+
+  it("json() and string() are the connection's nats.js Msg's when it has them", () => {
+    const { nc } = fakeNc();
+    const own = jsMsg(nc);
+    expect(own.json()).toEqual({ a: 1 }); // a bare MsgLike: parsed here
+    expect(own.string()).toBe('{"a":1}');
+    const natsErr = Object.assign(new Error("Bad JSON"), { name: "NatsError", code: "BAD_JSON" });
+    const msg = {
+      subject: "S.x",
+      reply: "$JS.ACK.S.C.1.2.3.4.5",
+      data: new Uint8Array(),
+      sid: 1,
+      json: () => {
+        throw natsErr;
+      },
+      string: () => "from nats.js",
+    };
+    const m = new JsMsg(msg, msg.reply, {
+      nc,
+      acks: new AckQueue(nc),
+      ackTimeout: 1,
+      termReason: false,
+    });
+    expect(() => m.json()).toThrow(natsErr);
+    expect(m.string()).toBe("from nats.js");
   });
 
   it("ackAck() requests +ACK with the timeout, resolves true once and false after", async () => {
@@ -216,7 +292,7 @@ describe("JsMsg", () => {
       "publish +WPI",
       "request +ACK",
       "publish +WPI",
-      'publish +NXT {"batch":1}',
+      'publish +NXT {"batch":1,"no_wait":false}',
     ]);
     expect(requests).toHaveLength(1);
     expect(published).toHaveLength(3);
