@@ -117,6 +117,10 @@ describe.concurrent.each(impls)("$name", (impl) => {
     let first: ConsumerNotification | undefined;
     const status = (async () => {
       for await (const s of iter.status()) {
+        // nats.js publishes its first pull (and notifies `next`) only once iterated, and nothing
+        // iterates here; jetstream-iter's consume() publishes it at once and replays that `next`
+        // to the first status() listener (docs/migration.md row 26). What counts is what follows.
+        if (isOurs(impl) && s.type === "next") continue;
         first = s;
         iter.stop();
         break;
@@ -524,17 +528,18 @@ describe.concurrent.each(impls)("$name", (impl) => {
     );
     await within(done, 5000, "status() ends with the iterator");
     if (isOurs(impl)) {
-      // docs/migration.md row 26: the first pull is published by consume() itself, before a
-      // status() listener can exist; later pulls top up to max_messages at the 75 % threshold.
-      // Row 14: buffered + requested never exceed max_messages, so a top-up asks for at least
-      // max_messages - threshold (25) and at most max_messages; together the pulls seen asked
-      // for everything after the first 100.
-      expect(next.length).toBeGreaterThan(0);
-      for (const po of next) {
+      // docs/migration.md row 26: the first pull (published by consume() itself) reaches the
+      // first status() listener too. Row 14: buffered + requested never exceed max_messages, so
+      // a top-up asks for at least max_messages - threshold (25) and at most max_messages; the
+      // pulls after the first asked for everything after the first 100. How many pulls that
+      // takes depends on timing (nats.js: exactly 40 of 25).
+      expect(next[0]?.batch).toBe(100);
+      const rest = next.slice(1);
+      for (const po of rest) {
         expect(po.batch).toBeGreaterThanOrEqual(25);
         expect(po.batch).toBeLessThanOrEqual(100);
       }
-      expect(next.reduce((n, po) => n + po.batch, 0)).toBeGreaterThanOrEqual(900);
+      expect(rest.reduce((n, po) => n + po.batch, 0)).toBeGreaterThanOrEqual(900);
     } else {
       // The initial pull is the default batch of 100; the other 900 come in pulls of 25.
       expect(next[0]?.batch).toBe(100);
