@@ -9,6 +9,10 @@
  */
 import type { MsgLike, NatsConnectionLike } from "./connection.js";
 
+/** An urgent lookup's request timeout and pause between requests, ms (see `check`). */
+const URGENT_TIMEOUT_MS = 1_000;
+const URGENT_INTERVAL_MS = 250;
+
 /** JetStream API error codes of an info request. */
 const CONSUMER_NOT_FOUND = 10014;
 const STREAM_NOT_FOUND = 10059;
@@ -39,6 +43,8 @@ export class ConsumerLookup {
   private answeredOnce = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private cancelled = false;
+  /** Asked for after a reconnect: short timeouts and intervals until the first answer. */
+  private urgent = false;
 
   constructor(private readonly cfg: LookupConfig) {}
 
@@ -52,10 +58,18 @@ export class ConsumerLookup {
     return this.unanswered > 0 && this.answeredOnce;
   }
 
-  /** Starts a lookup unless one is already under way. */
-  check(): void {
+  /**
+   * Starts a lookup unless one is already under way. `urgent` (after a reconnect, when the
+   * consumer may be without a leader and every pull is lost until it has one): until an answer
+   * comes, each request waits at most {@link URGENT_TIMEOUT_MS} and the next follows after
+   * {@link URGENT_INTERVAL_MS}, so that the first answer — a leader is back — comes within about a
+   * second of the election.
+   */
+  check(urgent = false): void {
+    if (urgent) this.urgent = true;
     if (this.inFlight || this.timer || this.cancelled) return;
-    const { nc, timeout } = this.cfg;
+    const { nc } = this.cfg;
+    const timeout = this.urgent ? Math.min(this.cfg.timeout, URGENT_TIMEOUT_MS) : this.cfg.timeout;
     const subject = this.cfg.subject();
     if (subject === undefined) return;
     this.inFlight = true;
@@ -90,13 +104,19 @@ export class ConsumerLookup {
       // read consumer info would be polled for nothing (the engine then relies on PINGs, see
       // inOutage, and looks up once per missed-heartbeat report).
       if (this.answeredOnce && this.cfg.retry()) {
+        const interval = this.urgent
+          ? Math.min(this.cfg.interval, URGENT_INTERVAL_MS)
+          : this.cfg.interval;
         this.timer = setTimeout(() => {
           this.timer = undefined;
           this.check();
-        }, this.cfg.interval);
+        }, interval);
+      } else {
+        this.urgent = false;
       }
       return;
     }
+    this.urgent = false;
     // (Also the first answer after unanswered ones: the iterator may have started during an
     // election; its pulls since then were lost.)
     const afterOutage = this.unanswered > 0;

@@ -3,7 +3,12 @@
  * when to pull again. The signals, from the earliest:
  *
  * - a reconnect: requests on the old server may or may not have survived: drop the old inbox
- *   (a survivor loses interest and is never served) and pull at once;
+ *   (a survivor loses interest and is never served, so nothing is stacked on the new pull) and
+ *   pull at once; and look the consumer up at once, urgently: if the node we were on led the
+ *   consumer, the cluster is electing a new leader and that pull is lost (2.9.10 answers neither
+ *   pulls nor info while there is none, and the new leader's 409 Leadership Change goes to the
+ *   dropped inbox). The first answer after unanswered lookups pulls again — about a second after
+ *   the election, not two heartbeats after it;
  * - 409 Leadership Change on a retired inbox: a new consumer leader is up, and a pull sent while
  *   there was none was lost: pull again at once;
  * - consumer info answered after unanswered lookups: the consumer has a leader again (or a hung
@@ -101,7 +106,9 @@ export class Recovery {
 
   /** The connection is back. */
   reconnected(): void {
-    if (this.host.running) this.host.repull("drop");
+    if (!this.host.running) return;
+    this.host.repull("drop");
+    if (!this.cfg.bind) this.lookup.check(true);
   }
 
   /**
