@@ -169,6 +169,8 @@ export interface PullLimits {
  *   are used up, which the ledger can only tell when it is the only one.
  * - `needRoom`: after 409 Message Size Exceeds MaxBytes, the next message needs more than the room
  *   that request had; no request for less goes out (bytes; 0 = nothing known).
+ * - `cap`: after the server cut the connection for what a pull had outstanding (cuts.ts), at most
+ *   this many messages are outstanding at once, over all requests.
  */
 export function nextPull(
   o: PullLimits,
@@ -176,13 +178,14 @@ export function nextPull(
   ledger: PullLedger,
   backlog: number,
   needRoom = 0,
+  cap = Number.POSITIVE_INFINITY,
 ): { batch: number; maxBytes: number } | undefined {
   const outMsgs = ledger.outstandingMessages;
   const outBytes = ledger.outstandingBytes;
   if (held.size + outMsgs > o.threshold_messages) return undefined;
   if (o.max_bytes > 0 && held.bytes + outBytes > o.threshold_bytes) return undefined;
   if (ledger.openRequests > 0 && (o.max_bytes > 0 || backlog <= outMsgs)) return undefined;
-  const batch = o.max_messages - held.size - outMsgs;
+  const batch = Math.min(o.max_messages - held.size - outMsgs, cap - outMsgs);
   const maxBytes = o.max_bytes > 0 ? o.max_bytes - held.bytes - outBytes : 0;
   if (batch <= 0 || (o.max_bytes > 0 && maxBytes <= 0)) return undefined;
   // The next message is known not to fit less room than `needRoom`: a request for less would

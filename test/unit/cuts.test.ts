@@ -1,0 +1,98 @@
+/**
+ * The cut detector (src/cuts.ts): a disconnect while a pull's messages were flowing, followed by
+ * a reconnect to the same server process, lowers what may be outstanding; anything else does not.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { CutDetector } from "../../src/cuts.js";
+import { nextPull, PullLedger } from "../../src/ledger.js";
+
+describe("CutDetector", () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    vi.setSystemTime(1_000_000);
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("a cut while messages flow, back on the same server: a quarter of what was outstanding", () => {
+    const d = new CutDetector();
+    expect(d.cap).toBe(Number.POSITIVE_INFINITY);
+    d.disconnected(990, Date.now() - 10, "S1");
+    expect(d.reconnected("S1")).toBe(247);
+    expect(d.cap).toBe(247);
+  });
+
+  it("cuts again: divides again, down to one message, never back up", () => {
+    const d = new CutDetector();
+    for (const [out, cap] of [
+      [990, 247],
+      [240, 60],
+      [60, 15],
+      [15, 3],
+      [3, 1],
+      [1000, 1],
+    ] as const) {
+      d.disconnected(out, Date.now(), "S1");
+      d.reconnected("S1");
+      expect(d.cap).toBe(cap);
+    }
+  });
+
+  it("back on another server (a restart, a failover): not a cut", () => {
+    const d = new CutDetector();
+    d.disconnected(990, Date.now(), "S1");
+    expect(d.reconnected("S2")).toBeUndefined();
+    expect(d.cap).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  it("nothing was flowing (idle, or the last message long ago): not a cut", () => {
+    const d = new CutDetector();
+    d.disconnected(990, Date.now() - 5_000, "S1");
+    expect(d.reconnected("S1")).toBeUndefined();
+    d.disconnected(990, 0, "S1");
+    expect(d.reconnected("S1")).toBeUndefined();
+    expect(d.cap).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  it("nothing (or one message) outstanding: not a cut", () => {
+    const d = new CutDetector();
+    d.disconnected(1, Date.now(), "S1");
+    expect(d.reconnected("S1")).toBeUndefined();
+    d.disconnected(0, Date.now(), "S1");
+    expect(d.reconnected("S1")).toBeUndefined();
+  });
+
+  it("a reconnect without a disconnect seen, or without server ids: not a cut", () => {
+    const d = new CutDetector();
+    expect(d.reconnected("S1")).toBeUndefined();
+    d.disconnected(990, Date.now(), undefined);
+    expect(d.reconnected(undefined)).toBeUndefined();
+    expect(d.cap).toBe(Number.POSITIVE_INFINITY);
+  });
+});
+
+describe("nextPull with a cap after a cut", () => {
+  const o = { max_messages: 1000, max_bytes: 0, threshold_messages: 750, threshold_bytes: 0 };
+
+  it("asks for no more than the cap, counting what is already outstanding", () => {
+    const ledger = new PullLedger();
+    const held = { size: 0, bytes: 0 };
+    expect(nextPull(o, held, ledger, 0, 0, 15)).toEqual({ batch: 15, maxBytes: 0 });
+    ledger.opened({ id: "a", msgs: 15, bytes: 0 });
+    // a backlog would allow a second request: not beyond the cap
+    expect(nextPull(o, held, ledger, 5000, 0, 15)).toBeUndefined();
+    for (let i = 0; i < 10; i++) ledger.received(16_000);
+    expect(nextPull(o, { size: 10, bytes: 160_000 }, ledger, 5000, 0, 15)).toEqual({
+      batch: 10,
+      maxBytes: 0,
+    });
+  });
+
+  it("without a cut (cap Infinity) the room decides, as before", () => {
+    expect(nextPull(o, { size: 0, bytes: 0 }, new PullLedger(), 0)).toEqual({
+      batch: 1000,
+      maxBytes: 0,
+    });
+  });
+});
