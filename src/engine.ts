@@ -17,84 +17,33 @@
  *   (reconnect, 409 Leadership Change on a retired inbox, consumer info answered again, a PING
  *   answered while the requests stay silent) and pulling again then.
  * - the **link** (src/link.ts): the connection's statuses and its end, with the verdict.
+ * - **delivery** (src/delivery.ts): what a data message must pass before it is buffered (its
+ *   generation, its ack subject, the ledger, the ordered chain).
+ * - **status handling** (src/status-handling.ts): what each server status does to the ledger,
+ *   the fetch, the ordered chain and the retry.
+ *
+ * What the engine is given and needs from the iterator that owns it is in src/engine-host.ts.
  *
  * Every method here is synchronous; promises (flush, fences, consumer info) re-check state when
  * they settle and change nothing if the world moved on. No flag holds anything back across an
  * await: whether to pull is decided from the ledger and the buffer alone.
  */
 
-import type { AckQueue } from "./acks.js";
-import {
-  type MsgLike,
-  msgSize,
-  type NatsConnectionLike,
-  newInbox,
-  serverAtLeast,
-} from "./connection.js";
-import {
-  ConnectionClosedError,
-  ConsumerDeletedError,
-  HeartbeatsMissedError,
-  JetStreamStatusError,
-} from "./errors.js";
+import { type MsgLike, newInbox, serverAtLeast } from "./connection.js";
+import { type DeliveryEngine, handleData } from "./delivery.js";
+import type { EngineConfig, EngineHost } from "./engine-host.js";
+import { ConnectionClosedError, HeartbeatsMissedError } from "./errors.js";
 import { HeartbeatMonitor } from "./heartbeats.js";
 import { type Generation, Inboxes } from "./inboxes.js";
-import { type AckTarget, JsMsg, type JsMsgFlavor, scanAckReply } from "./jsmsg.js";
+import type { AckTarget } from "./jsmsg.js";
 import { fetchPull, nextPull, PullLedger } from "./ledger.js";
 import { Link } from "./link.js";
-import type { Notification, PullRequest } from "./notifications.js";
-import type { ResolvedOptions } from "./options.js";
-import { OrderedCursor, type OrderedSpec } from "./ordered.js";
+import type { PullRequest } from "./notifications.js";
+import { OrderedCursor } from "./ordered.js";
 import { Recovery } from "./recovery.js";
-import { classifyStatus } from "./statuses.js";
+import { handleStatus, type StatusEngine } from "./status-handling.js";
 
-/** What the engine needs from the iterator that owns it. */
-export interface EngineHost {
-  /** Messages (`size`) and bytes buffered, not yet handed out: the channel itself. */
-  readonly held: { readonly size: number; readonly bytes: number };
-  /** A data message the ledger accounted for: buffer it (or NAK it if closed). */
-  deliver(msg: JsMsg, bytes: number): void;
-  /** A data message that must not be buffered (no open request accounts for it): NAK it. */
-  reject(msg: JsMsg, reason: string): void;
-  notify(n: Notification): void;
-  /** The connection is gone: drop what is buffered (it can be neither acked nor NAKed). */
-  drop(): void;
-  /**
-   * The consumer must end: `terminal` for a server status no retry can fix (fence, hand out
-   * the buffer, then end with `error`); `lost` when the connection closed (nothing more can be
-   * acked or fenced). For `lost` the verdict (an error for a failure, undefined for a close by the
-   * application) may come a little later, as a promise that always settles: the iterator ends at
-   * once, and nothing gentler (a `drain()`) can change how it ended meanwhile.
-   */
-  end(kind: "terminal", error: Error): void;
-  end(kind: "lost", verdict: Error | undefined | Promise<Error | undefined>): void;
-  /** A fetch's batch is complete (received, or ended by the server): nothing more will come. */
-  complete(): void;
-}
-
-export interface EngineConfig {
-  nc: NatsConnectionLike;
-  stream: string;
-  consumer: string;
-  /** JetStream API prefix, e.g. `$JS.API` or `$JS.<domain>.API`. */
-  prefix: string;
-  opts: ResolvedOptions<unknown>;
-  /** Timeout of JetStream API requests (consumer info) and the default of `ackAck()`, ms. */
-  apiTimeout: number;
-  /** The iterator's outgoing acks (acks.ts): the messages it makes queue their acks there. */
-  acks: AckQueue;
-  /** An ordered consumer (ordered.ts): the engine pulls from the chain its cursor keeps. */
-  ordered?: OrderedSpec;
-  /**
-   * One batch (`fetchMessages()`): `max_messages` / `max_bytes` in all, one request at a time;
-   * after a fault only the rest is asked for; the batch ends when it is received or the server
-   * ends the request (408 at `expires`), never by a client timer; missed heartbeats end it with
-   * an error.
-   */
-  fetch?: boolean;
-  /** Whose `JsMsg.info` shape the messages have (nats.js v3 or v2); default v3. */
-  flavor?: JsMsgFlavor;
-}
+export type { EngineConfig, EngineHost } from "./engine-host.js";
 
 const NANOS_PER_MS = 1_000_000;
 const RETRY_BASE_MS = 50;
@@ -107,8 +56,6 @@ const RETRY_BASE_MS = 50;
 const RETIRED_LISTEN_MIN_MS = 15_000;
 /** Unanswered creations of an ordered consumer after which a fetch ends (with apiTimeout each). */
 const ORDERED_FETCH_CREATE_TRIES = 3;
-/** Backoff cap after 409 Exceeded MaxWaiting, ms. */
-const MAX_WAITING_RETRY_MS = 200;
 const enc = new TextEncoder();
 
 export class PullEngine {
@@ -138,6 +85,8 @@ export class PullEngine {
   private readonly cursor: OrderedCursor | undefined;
   /** A fetch: what its batch has brought so far, and whether the server ended it. */
   private readonly fetched = { msgs: 0, bytes: 0, ended: false };
+  /** What delivery and status handling work through (delivery.ts, status-handling.ts). */
+  private readonly parts: DeliveryEngine & StatusEngine;
 
   constructor(
     private readonly cfg: EngineConfig,
@@ -232,6 +181,32 @@ export class PullEngine {
       // nats-server 2.9 treats `+TERM <reason>` as no ack at all: send plain +TERM there.
       termReason: serverAtLeast(cfg.nc.info?.version, 2, 10),
       flavor: cfg.flavor,
+    };
+    this.parts = {
+      cfg,
+      host,
+      ledger: this.ledger,
+      inboxes: this.inboxes,
+      monitor: this.monitor,
+      recovery: this.recovery,
+      cursor: this.cursor,
+      ackTarget: this.ackTarget,
+      fetched: this.fetched,
+      consumerName: () => this.consumerName,
+      accepted: (pending) => {
+        this.retryAttempt = 0;
+        this.needRoom = 0;
+        this.backlog = pending;
+      },
+      needRoom: (bytes) => {
+        this.needRoom = bytes;
+      },
+      rotate: (how) => this.rotate(how),
+      retryLater: (capMs) => this.retryLater(capMs),
+      completeFetch: () => this.completeFetch(),
+      maybePull: () => this.maybePull(),
+      watchHeartbeats: () => this.watchHeartbeats(),
+      debug: (description) => this.debug(description),
     };
   }
 
@@ -407,200 +382,8 @@ export class PullEngine {
       if (g === this.inboxes.current && !g.fencing) this.host.end("terminal", err);
       return;
     }
-    if (msg.reply) this.onData(g, msg, msg.reply);
-    else this.onStatus(g, msg);
-  }
-
-  private onData(g: Generation, msg: MsgLike, reply: string): void {
-    const cursor = this.cursor;
-    if (cursor && g !== this.inboxes.current) {
-      // From a consumer of the chain already left behind: the new one starts after the cursor.
-      this.inboxes.letGo(g);
-      this.debug("dropped a message of a replaced ordered consumer");
-      return;
-    }
-    const consumer = this.consumerName;
-    if (consumer === undefined) {
-      this.debug("dropped a message that arrived while the ordered consumer is re-created");
-      return;
-    }
-    const pending = scanAckReply(reply, this.cfg.stream, consumer);
-    if (typeof pending === "string") {
-      this.debug(`dropped inbox message: ${pending}`);
-      return;
-    }
-    const m = new JsMsg(msg, reply, this.ackTarget);
-    if (g !== this.inboxes.current) {
-      // A request cut off after a fault is alive after all (a hung server came back): cut its
-      // interest, and give the message back.
-      this.inboxes.letGo(g);
-      this.host.reject(m, "its pull request was replaced after a fault");
-      return;
-    }
-    const size = msgSize(msg);
-    if (cursor) {
-      const { deliverySequence, streamSequence } = m.info;
-      if (!this.ledger.received(size) || !cursor.accept(deliverySequence, streamSequence)) {
-        // Delivered but not buffered (no request accounts for it, or one before it is missing):
-        // the chain broke here.
-        this.debug(
-          `ordered consumer: delivery ${deliverySequence} (stream ${streamSequence}) out of sequence after stream ${cursor.streamSequence}: re-creating`,
-        );
-        this.rotate("drop");
-        return;
-      }
-    } else if (!this.ledger.received(size)) {
-      this.host.reject(m, "no open pull request accounts for it");
-      return;
-    }
-    if (this.cfg.fetch) {
-      this.fetched.msgs++;
-      this.fetched.bytes += size;
-    }
-    this.inboxes.releaseRetired();
-    this.monitor.alive();
-    this.retryAttempt = 0;
-    this.needRoom = 0;
-    this.backlog = pending;
-    this.host.deliver(m, size);
-    this.maybePull();
-    this.watchHeartbeats();
-  }
-
-  private onStatus(g: Generation, msg: MsgLike): void {
-    const h = msg.headers;
-    const code = h?.code ?? 0;
-    if (!h || !code) {
-      this.debug("dropped inbox message: no reply subject and no status");
-      return;
-    }
-    const description = h.description ?? "";
-    if (g !== this.inboxes.current) {
-      this.onRetiredStatus(g, code, description);
-      return;
-    }
-    this.inboxes.releaseRetired();
-    this.monitor.alive();
-    const id = msg.subject;
-    const action = classifyStatus(code, description);
-    switch (action.kind) {
-      case "heartbeat":
-        this.host.notify({
-          type: "heartbeat",
-          lastConsumerSequence: toInt(h.get("Nats-Last-Consumer")),
-          lastStreamSequence: toInt(h.get("Nats-Last-Stream")),
-        });
-        break;
-      case "ended": {
-        const pendingMsgs = h.get("Nats-Pending-Messages");
-        const pendingBytes = h.get("Nats-Pending-Bytes");
-        const released = this.ledger.ended(
-          id,
-          pendingMsgs ? toInt(pendingMsgs) : undefined,
-          pendingBytes ? toInt(pendingBytes) : undefined,
-        );
-        if (action.tooLarge) this.host.notify({ type: "exceeded_limits", code, description });
-        if (released === "unknown") {
-          this.debug(`status ${code} ${description} for a request that is not open`);
-          break;
-        }
-        if (this.cfg.fetch) {
-          // The server ended the batch (408 at expires, or the next message does not fit).
-          this.completeFetch();
-          return;
-        }
-        if (released === "ambiguous") this.rotate("drop");
-        if (action.tooLarge) {
-          // Cut short because the buffer holds part of max_bytes: pull again once the room is
-          // larger than this request had. A message larger than max_bytes itself: back off
-          // (the server cannot deliver it to us).
-          if (this.host.held.bytes === 0) this.retryLater();
-          else if (released !== "ambiguous") this.needRoom = released.bytesLeft + 1;
-        } else if (released !== "ambiguous") {
-          const { messagesLeft, bytesLeft } = released;
-          if (messagesLeft > 0 || bytesLeft > 0) {
-            this.host.notify({ type: "discard", messagesLeft, bytesLeft });
-          }
-        }
-        // nats.js v3 reports every 404/408 as `debug` too, after `discard`
-        if (!action.tooLarge) this.host.notify({ type: "debug", code, description });
-        break;
-      }
-      case "limit":
-        this.host.notify({ type: "exceeded_limits", code, description });
-        if (this.cfg.fetch && this.ledger.has(id)) {
-          // A fetch is one request: refused, it fails (as in nats.js); the caller tries again.
-          this.host.end("terminal", new JetStreamStatusError(code, description));
-          return;
-        }
-        // Max waiting is contention: the slot frees when another client's request completes,
-        // often within milliseconds, so keep trying often. The other limits are configuration.
-        if (this.ledger.refused(id)) {
-          this.retryLater(action.maxWaiting ? MAX_WAITING_RETRY_MS : undefined);
-        }
-        break;
-      case "leadership":
-        this.host.notify({ type: "debug", code, description });
-        if (this.endWithoutCounts(id)) this.retryLater();
-        break;
-      case "deleted":
-        this.host.notify({ type: "consumer_deleted", code, description });
-        if (this.cursor) {
-          // Part of the chain: re-created from the last message buffered.
-          if (this.ledger.has(id)) this.rotate("drop");
-          break;
-        }
-        if (this.cfg.opts.abort_on_missing_resource || this.cfg.fetch) {
-          const { stream, consumer } = this.cfg;
-          this.host.end("terminal", new ConsumerDeletedError(stream, consumer, description));
-          return;
-        }
-        if (this.endWithoutCounts(id)) this.retryLater();
-        break;
-      case "no_responders":
-        this.host.notify({ type: "no_responders", code });
-        if (this.cfg.fetch && this.ledger.has(id)) {
-          this.host.end("terminal", new JetStreamStatusError(code, "No Responders"));
-          return;
-        }
-        if (this.ledger.refused(id)) {
-          this.recovery.checkConsumer();
-          this.retryLater();
-        }
-        break;
-      case "terminal":
-        this.host.end("terminal", new JetStreamStatusError(code, description));
-        return;
-      case "unknown":
-        this.host.notify({ type: "debug", code, description });
-        break;
-    }
-    this.maybePull();
-    this.watchHeartbeats();
-  }
-
-  /**
-   * Request `id` ended by a status that does not say what it had left (409 Leadership Change,
-   * 409 Consumer Deleted). Alone, nothing more can come; beside other open requests the ledger
-   * cannot split the totals, so the generation is dropped, cutting them all. False when the
-   * request was not open.
-   */
-  private endWithoutCounts(id: string): boolean {
-    const released = this.ledger.ended(id, undefined, undefined);
-    if (released === "unknown") return false;
-    if (released === "ambiguous") this.rotate("drop");
-    return true;
-  }
-
-  /**
-   * A status for a generation a fault retired: its request's fate is known, so stop listening to
-   * it. 409 Leadership Change there is a recovery signal (recovery.ts); anything else is ignored.
-   */
-  private onRetiredStatus(g: Generation, code: number, description: string): void {
-    this.inboxes.letGo(g);
-    if (!this.recovery.retiredStatus(code, description)) {
-      this.debug(`ignored status ${code} of a previous inbox`);
-    }
+    if (msg.reply) handleData(this.parts, g, msg, msg.reply);
+    else handleStatus(this.parts, g, msg);
   }
 
   /** Whether the server showed life since the newest request was published (or none is open). */
@@ -643,9 +426,4 @@ export class PullEngine {
       generations: this.inboxes.size,
     };
   }
-}
-
-function toInt(s: string | undefined): number {
-  const n = Number.parseInt(s ?? "", 10);
-  return Number.isFinite(n) && n > 0 ? n : 0;
 }
