@@ -51,7 +51,7 @@ export interface NatsConnectionLike {
   status(): StatusIteratorLike;
   closed(): Promise<void | Error>;
   isClosed(): boolean;
-  readonly info?: { readonly version?: string } | undefined;
+  readonly info?: { readonly version?: string; readonly server_id?: string } | undefined;
   readonly options?: { readonly inboxPrefix?: string } | undefined;
 }
 

@@ -30,6 +30,7 @@
  */
 
 import { type MsgLike, newInbox, serverAtLeast } from "./connection.js";
+import { CutDetector } from "./cuts.js";
 import { type DeliveryEngine, handleData } from "./delivery.js";
 import type { EngineConfig, EngineHost } from "./engine-host.js";
 import { ConnectionClosedError, HeartbeatsMissedError } from "./errors.js";
@@ -85,6 +86,11 @@ export class PullEngine {
   private readonly cursor: OrderedCursor | undefined;
   /** A fetch: what its batch has brought so far, and whether the server ended it. */
   private readonly fetched = { msgs: 0, bytes: 0, ended: false };
+  /** Whether the server cut us for what a pull had outstanding (cuts.ts), and the cap since. */
+  private readonly cuts = new CutDetector();
+  /** When the last data message was accepted (Date.now()), and the server we are on. */
+  private lastDataAt = 0;
+  private serverId: string | undefined;
   /** What delivery and status handling work through (delivery.ts, status-handling.ts). */
   private readonly parts: DeliveryEngine & StatusEngine;
 
@@ -104,8 +110,14 @@ export class PullEngine {
     );
     this.monitor = new HeartbeatMonitor(cfg.opts.idle_heartbeat, (n) => this.missed(n));
     this.link = new Link(cfg.nc, {
-      disconnected: () => this.watchHeartbeats(),
-      reconnected: () => this.recovery.reconnected(),
+      disconnected: () => {
+        this.cuts.disconnected(this.ledger.outstandingMessages, this.lastDataAt, this.serverId);
+        this.watchHeartbeats();
+      },
+      reconnected: () => {
+        this.onReconnected();
+        this.recovery.reconnected();
+      },
       ended: (verdict) => {
         // The verdict first: an iterator already closed (a drained buffer still being handed
         // out) must know a failure is coming before its buffer is dropped.
@@ -194,6 +206,7 @@ export class PullEngine {
       fetched: this.fetched,
       consumerName: () => this.consumerName,
       accepted: (pending) => {
+        this.lastDataAt = Date.now();
         this.retryAttempt = 0;
         this.needRoom = 0;
         this.backlog = pending;
@@ -216,11 +229,28 @@ export class PullEngine {
    * trip: nats-server 2.9.10 answers a pull for a consumer that does not exist with nothing.
    */
   start(): void {
+    this.serverId = this.cfg.nc.info?.server_id;
     this.link.start();
     this.subscribe();
     this.cursor?.start();
     this.maybePull();
     this.recovery.checkConsumer();
+  }
+
+  /**
+   * The connection is back: if it is back on the same server process after a drop while a pull's
+   * messages were flowing, the server cut us for what was outstanding (cuts.ts): ask for less.
+   */
+  private onReconnected(): void {
+    const outstanding = this.ledger.outstandingMessages;
+    const serverId = this.cfg.nc.info?.server_id;
+    const cap = this.cuts.reconnected(serverId);
+    this.serverId = serverId;
+    if (cap !== undefined) {
+      this.debug(
+        `the server closed the connection while messages of a pull were arriving and we are back on the same server (a slow-consumer cut: its max_pending is smaller than what was outstanding, ${outstanding} or fewer messages): at most ${cap} messages are outstanding from now on`,
+      );
+    }
   }
 
   /** The server consumer pulls go to; undefined while an ordered one is being created. */
@@ -242,14 +272,14 @@ export class PullEngine {
     let next: { batch: number; maxBytes: number } | undefined;
     if (this.cfg.fetch) {
       if (this.fetched.ended) return;
-      const f = fetchPull(o, this.fetched, this.ledger);
+      const f = fetchPull(o, this.fetched, this.ledger, this.cuts.cap);
       if (f === "complete") {
         this.completeFetch();
         return;
       }
       next = f;
     } else {
-      next = nextPull(o, this.host.held, this.ledger, this.backlog, this.needRoom);
+      next = nextPull(o, this.host.held, this.ledger, this.backlog, this.needRoom, this.cuts.cap);
     }
     if (!next) return;
     const { batch, maxBytes } = next;

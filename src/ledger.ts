@@ -205,10 +205,12 @@ export function fetchPull(
   o: Pick<PullLimits, "max_messages" | "max_bytes">,
   fetched: { readonly msgs: number; readonly bytes: number },
   ledger: PullLedger,
+  cap = Number.POSITIVE_INFINITY,
 ): { batch: number; maxBytes: number } | "complete" | undefined {
   if (ledger.openRequests > 0) return undefined;
   const batch = o.max_messages - fetched.msgs;
   const maxBytes = o.max_bytes > 0 ? o.max_bytes - fetched.bytes : 0;
   if (batch <= 0 || (o.max_bytes > 0 && maxBytes <= 0)) return "complete";
-  return { batch, maxBytes };
+  // After a cut (cuts.ts) the rest is asked for in smaller requests, one at a time.
+  return { batch: Math.min(batch, cap), maxBytes };
 }
