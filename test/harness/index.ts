@@ -7,4 +7,5 @@ export {
 export { NatsCluster } from "./cluster.js";
 export { consumerInfo, createConsumer, createStream, jsmOn, publishN } from "./jetstream.js";
 export { freePort, freePorts } from "./ports.js";
+export { TcpProxy } from "./proxy.js";
 export { NatsServer, portIsOpen, readInfo, type ServerOptions } from "./server.js";
