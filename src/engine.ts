@@ -29,6 +29,7 @@
  * await: whether to pull is decided from the ledger and the buffer alone.
  */
 
+import { Backoff } from "./backoff.js";
 import { type MsgLike, newInbox, serverAtLeast } from "./connection.js";
 import { CutDetector } from "./cuts.js";
 import { type DeliveryEngine, handleData } from "./delivery.js";
@@ -47,7 +48,6 @@ import { handleStatus, type StatusEngine } from "./status-handling.js";
 export type { EngineConfig, EngineHost } from "./engine-host.js";
 
 const NANOS_PER_MS = 1_000_000;
-const RETRY_BASE_MS = 50;
 /**
  * Shortest time a retired inbox keeps listening, ms, whatever `expires` is. A new consumer leader
  * sends 409 Leadership Change to the requests open on the dead one, and a nats-server election
@@ -77,8 +77,8 @@ export class PullEngine {
    * (the room the request had, plus one); 0 once a message arrives.
    */
   private needRoom = 0;
-  private retryTimer: ReturnType<typeof setTimeout> | undefined;
-  private retryAttempt = 0;
+  /** Re-pulls after a refusal or a lost request: 50 ms doubling, capped (backoff.ts). */
+  private readonly retry = new Backoff();
   private readonly recovery: Recovery;
   private finished: Promise<void> | undefined;
   private readonly ackTarget: AckTarget;
@@ -207,7 +207,7 @@ export class PullEngine {
       consumerName: () => this.consumerName,
       accepted: (pending) => {
         this.lastDataAt = Date.now();
-        this.retryAttempt = 0;
+        this.retry.reset();
         this.needRoom = 0;
         this.backlog = pending;
       },
@@ -263,7 +263,7 @@ export class PullEngine {
    * what is held drops.
    */
   maybePull(): void {
-    if (!this.running || !this.link.connected || this.retryTimer) return;
+    if (!this.running || !this.link.connected || this.retry.pending) return;
     const g = this.inboxes.current;
     if (!g || g.fencing) return;
     const consumer = this.consumerName;
@@ -311,8 +311,7 @@ export class PullEngine {
     this.running = false;
     this.cursor?.halt();
     this.recovery.stop();
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
+    this.retry.cancel();
     this.monitor.watch(false);
   }
 
@@ -423,17 +422,8 @@ export class PullEngine {
 
   /** Re-pulls after a backoff: 50 ms doubling, capped at `capMs` (≤ `idle_heartbeat`), with jitter. */
   private retryLater(capMs = this.cfg.opts.idle_heartbeat): void {
-    if (this.retryTimer || !this.running) return;
-    const cap = Math.min(capMs, this.cfg.opts.idle_heartbeat);
-    const delay = Math.min(cap, RETRY_BASE_MS * 2 ** Math.min(this.retryAttempt, 16));
-    this.retryAttempt++;
-    this.retryTimer = setTimeout(
-      () => {
-        this.retryTimer = undefined;
-        this.maybePull();
-      },
-      Math.round(delay * (0.75 + Math.random() * 0.25)),
-    );
+    if (!this.running) return;
+    this.retry.schedule(Math.min(capMs, this.cfg.opts.idle_heartbeat), () => this.maybePull());
   }
 
   /** The heartbeat monitor watches while a request is open and the connection is up. */

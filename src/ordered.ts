@@ -19,6 +19,8 @@
  * (or, before the first one, where the chain started), on the same server consumer when nothing
  * it delivered was discarded.
  */
+
+import { Backoff } from "./backoff.js";
 import type { MsgLike, NatsConnectionLike } from "./connection.js";
 import { OrderedConsumerError, StreamNotFoundError } from "./errors.js";
 import type { Notification } from "./notifications.js";
@@ -91,7 +93,6 @@ export interface CursorHost {
 
 /** nats-server's error code for "stream not found". */
 const STREAM_NOT_FOUND = 10059;
-const RETRY_BASE_MS = 50;
 const RETRY_CAP_MS = 2_000;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -104,7 +105,8 @@ export class OrderedCursor {
   private sseq = 0;
   private known = false;
   private creating = false;
-  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** Re-creation after a failed create: 50 ms doubling, capped at RETRY_CAP_MS (backoff.ts). */
+  private readonly retry = new Backoff();
   private fails = 0;
   private stopped = false;
   private finished = false;
@@ -177,15 +179,14 @@ export class OrderedCursor {
       this.retire(this.current);
       this.current = undefined;
     }
-    if (this.creating || this.timer) return;
+    if (this.creating || this.retry.pending) return;
     this.create();
   }
 
   /** No more creations (the iterator stopped pulling); a retry is cleared. Idempotent. */
   halt(): void {
     this.stopped = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.retry.cancel();
   }
 
   /**
@@ -255,6 +256,7 @@ export class OrderedCursor {
       return;
     }
     this.fails = 0;
+    this.retry.reset();
     this.current = name;
     this.dseq = 0;
     // Nothing delivered yet: where the user's start put the consumer (new, last, a start time)
@@ -305,14 +307,9 @@ export class OrderedCursor {
         description: `ordered consumer ${name} not created (${why}): retrying`,
       });
     }
-    const delay = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(this.fails, 16));
-    this.timer = setTimeout(
-      () => {
-        this.timer = undefined;
-        if (!this.stopped && this.current === undefined && !this.creating) this.create();
-      },
-      Math.round(delay * (0.75 + Math.random() * 0.25)),
-    );
+    this.retry.schedule(RETRY_CAP_MS, () => {
+      if (!this.stopped && this.current === undefined && !this.creating) this.create();
+    });
   }
 
   /** Deletes consumer `name`, best-effort: never awaited, never retried. */
