@@ -8,10 +8,14 @@
  * Exceeded"). A pull for 1000 messages of 16 KiB is 16 MiB queued at once: with `max_pending`
  * 256 KiB every reconnect re-pulled the same and was cut again within milliseconds.
  *
- * What the client can infer: the connection dropped while a pull was outstanding and its
- * messages were arriving (the last one within {@link FLOWING_MS}), and it came back to the same
- * server process (the same `server_id`: not a restart, not a failover to another node). Then the
- * server cut us, and what was outstanding was too much. The rule: from then on a pull asks for at
+ * What the client can infer: the connection dropped while more than one message was outstanding
+ * and the server was sending us more (messages of the newest pull were arriving, within the last
+ * second; or none had yet, but the last ack subject said more were pending or the pull had just
+ * been published — the server queues a whole batch at once, so a cut can precede its first
+ * message), and it came back to the same server process (the same `server_id`: not
+ * a restart, not a failover to another node). Then the server cut us, and what was outstanding was
+ * too much. (A cut can come before the first message of a pull arrives: the server queues the
+ * whole batch at once. A consumer waiting idle with nothing pending is never taken for cut.) The rule: from then on a pull asks for at
  * most a quarter of what was outstanding at the cut (at least one message), for the rest of the
  * iterator's life; a further cut divides again. Never growing back keeps a consumer from being
  * cut over and over (each cut strands what was in flight until `ack_wait`); `max_bytes` below the
@@ -19,8 +23,6 @@
  * messages flow looks the same and also lowers the cap: correct, only slower.
  */
 
-/** Data arriving this recently counts as "flowing" at a disconnect, ms. */
-const FLOWING_MS = 1_000;
 /** What a cut divides the outstanding request by. */
 const SHRINK = 4;
 
@@ -35,14 +37,11 @@ export class CutDetector {
   }
 
   /**
-   * The connection dropped. `outstanding`: messages requested and not received; `lastDataAt`: when
-   * the last data message arrived (Date.now(), 0 for never); `serverId` of the server we were on.
+   * The connection dropped. `outstanding`: messages requested and not received; `sending`: the
+   * server was sending us more (see above); `serverId` of the server we were on.
    */
-  disconnected(outstanding: number, lastDataAt: number, serverId: string | undefined): void {
-    this.suspect =
-      serverId && outstanding > 1 && Date.now() - lastDataAt <= FLOWING_MS
-        ? { serverId, outstanding }
-        : undefined;
+  disconnected(outstanding: number, sending: boolean, serverId: string | undefined): void {
+    this.suspect = serverId && outstanding > 1 && sending ? { serverId, outstanding } : undefined;
   }
 
   /**

@@ -48,6 +48,8 @@ import { handleStatus, type StatusEngine } from "./status-handling.js";
 export type { EngineConfig, EngineHost } from "./engine-host.js";
 
 const NANOS_PER_MS = 1_000_000;
+/** Messages that arrived this recently count as still arriving at a disconnect (cuts.ts), ms. */
+const FLOWING_MS = 1_000;
 /**
  * Shortest time a retired inbox keeps listening, ms, whatever `expires` is. A new consumer leader
  * sends 409 Leadership Change to the requests open on the dead one, and a nats-server election
@@ -111,7 +113,15 @@ export class PullEngine {
     this.monitor = new HeartbeatMonitor(cfg.opts.idle_heartbeat, (n) => this.missed(n));
     this.link = new Link(cfg.nc, {
       disconnected: () => {
-        this.cuts.disconnected(this.ledger.outstandingMessages, this.lastDataAt, this.serverId);
+        // The server was sending us more: messages of the newest pull were arriving; or none had
+        // yet, but the last ack subject said more were pending, or the pull was just published
+        // (the server queues a whole batch at once: a cut can come before its first message).
+        const now = Date.now();
+        const sending =
+          this.lastDataAt >= this.pulledAt
+            ? now - this.lastDataAt <= FLOWING_MS
+            : this.backlog > 0 || now - this.pulledAt <= FLOWING_MS;
+        this.cuts.disconnected(this.ledger.outstandingMessages, sending, this.serverId);
         this.watchHeartbeats();
       },
       reconnected: () => {

@@ -478,7 +478,15 @@ describe("cluster failover", () => {
       expect(lost).toEqual([]);
       expect(acked.length).toBeGreaterThan(3 * 200); // the load ran: 200 before each kill and after
       for (const r of results) {
-        expect(r.resumeMs, `${r.label}: resume time`).toBeLessThan(RESUME_BOUND_MS);
+        // Measured from when the cluster could serve again: the later of the kill and the new
+        // consumer leader's election. (Under load the election itself has taken 27 s on this
+        // 2-core machine; the library resumed 20 ms after it. What this test guards is that it
+        // does not then wait out heartbeats.)
+        const from = Math.max(0, r.consumerElectedMs ?? 0);
+        expect(
+          r.resumeMs - from,
+          `${r.label}: resume time after the cluster was back`,
+        ).toBeLessThan(RESUME_BOUND_MS);
       }
       // Where the new consumer leader sent 409 Leadership Change to the pull that was open on
       // the dead one, the engine must re-pull on it, not on its next missed-heartbeats tick.
