@@ -98,6 +98,46 @@ export class InvalidOptionError extends TypeError {
   ) {
     super(`option ${option}: expected ${expected}, got ${describe(value)}`);
   }
+
+  /**
+   * An option name that is not known: the message names it, suggests the closest known name
+   * (a misspelling is the usual cause) and lists the known ones; the value is beside the point.
+   */
+  static unknown(option: string, value: unknown, known: readonly string[]): InvalidOptionError {
+    const e = new InvalidOptionError(option, value, "");
+    const close = closest(option, known);
+    e.message =
+      `unknown option ${option}${close ? ` (did you mean ${close}?)` : ""}; ` +
+      `expected one of ${known.join(", ")}`;
+    return e;
+  }
+}
+
+/** The known name nearest to `name` (edit distance at most half its length, or 3), if any. */
+function closest(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(3, Math.floor(name.length / 2)) + 1;
+  for (const k of known) {
+    const d = editDistance(name.toLowerCase(), k.toLowerCase());
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + cost);
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
 }
 
 /** The object given to `consume()` is not a nats.js pull consumer. Thrown before any I/O. */

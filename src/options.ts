@@ -129,7 +129,7 @@ export function resolveOptions<M>(
       throw new InvalidOptionError(key, o[key], "no value: priority groups are not supported");
     }
     if (!known.has(key)) {
-      throw new InvalidOptionError(key, o[key], `a known option name (${[...known].join(", ")})`);
+      throw InvalidOptionError.unknown(key, o[key], [...known]);
     }
   }
   const has = (k: string) => o[k] !== undefined;
