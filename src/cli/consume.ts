@@ -62,8 +62,9 @@ export async function runConsume(o: ConsumeCommandOptions): Promise<number> {
     const messages = await consume(consumer, {
       max_messages: o.max === undefined ? BATCH : Math.min(o.max, BATCH),
     });
+    const ackWait = duration((info.config.ack_wait ?? 30_000_000_000) / 1_000_000);
     say(
-      `consume: ${o.stream}/${o.consumer} on ${o.server.join(", ")}, ${info.num_pending} pending${o.ack ? ", acking" : ", not acking (--ack to ack)"}${o.max === undefined ? "" : `, at most ${count(o.max)}`}; Ctrl-C drains and exits`,
+      `consume: ${o.stream}/${o.consumer} on ${o.server.join(", ")}, ${info.num_pending} pending${o.ack ? ", acking" : `, NOT acking: what is printed stays pending and the server redelivers it after ack_wait (${ackWait}); --ack acks each printed message`}${o.max === undefined ? "" : `, at most ${count(o.max)}`}; Ctrl-C drains and exits`,
     );
     void (async () => {
       for await (const s of messages.status()) {
@@ -127,6 +128,11 @@ export async function runConsume(o: ConsumeCommandOptions): Promise<number> {
     say(
       `consume: ${count(tally.printed)} messages${o.ack ? `, ${count(tally.acked)} acked` : ""}; ${why}`,
     );
+    if (!o.ack && tally.printed > 0) {
+      say(
+        `consume: the ${count(tally.printed)} printed were not acked (no --ack): the server redelivers them after ack_wait (${ackWait})`,
+      );
+    }
     if (writeError) throw new CliError(`cannot write to stdout: ${oneLine(writeError)}`);
     return EXIT_OK;
   } finally {

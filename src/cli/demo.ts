@@ -193,6 +193,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   interrupts.onForce(() => progress.stop());
   let embedded: EmbeddedServer | undefined;
   let nc: NatsConnection | undefined;
+  let removeStream: (() => Promise<void>) | undefined;
   try {
     const nats = await loadNats();
     let servers: string[];
@@ -209,7 +210,21 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     nc = await connectTo(nats, servers, { name: "jetstream-iter demo" });
     watchConnection(nc, say);
     const jsm = await manager(nats, nc, servers);
-    await setUp(jsm, opts, servers);
+    await setUp(jsm, opts, servers, say);
+    if (!embedded) {
+      // On a server of the user's: remove what the demo created, whatever the outcome.
+      const conn = nc;
+      removeStream = async () => {
+        if (conn.isClosed()) return;
+        await jsm.streams.delete(opts.stream).then(
+          () => say(`removed the stream ${opts.stream} the demo created`),
+          (err: unknown) =>
+            say(
+              `could not remove the stream ${opts.stream}: ${oneLine(err)} (nats stream rm ${opts.stream})`,
+            ),
+        );
+      };
+    }
     const report = await new DemoRun(
       nats,
       nc,
@@ -223,16 +238,12 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     progress.stop();
     if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
     else process.stdout.write(formatReport(report));
-    if (!embedded) {
-      say(
-        `the stream ${opts.stream} stays on ${servers.join(", ")}; remove it with: nats stream rm ${opts.stream}`,
-      );
-    }
     const failed =
       report.lost > 0 || report.workerErrors.length > 0 || report.end === "chaos-failed";
     return failed ? EXIT_FAILURE : EXIT_OK;
   } finally {
     progress.stop();
+    await removeStream?.().catch(() => {});
     if (nc && !nc.isClosed()) await nc.close().catch(() => {});
     if (embedded) await embedded.shutdown();
     interrupts.uninstall();
@@ -249,22 +260,41 @@ function watchConnection(nc: NatsConnection, say: (line: string) => void): void 
   })().catch(() => {});
 }
 
-/** Creates the stream (refusing to touch an existing one) and the durable pull consumer. */
-async function setUp(jsm: JetStreamManager, opts: DemoOptions, servers: string[]): Promise<void> {
-  const exists = await jsm.streams.info(opts.stream).then(
-    () => true,
+/** How the demo marks the streams it creates (their description). */
+const DEMO_MARK = "created by jetstream-iter demo";
+
+/**
+ * Creates the stream and the durable pull consumer. A stream of that name that an earlier demo
+ * left (an interrupted run: it carries the demo's mark) is removed first; any other one is left
+ * alone and the demo refuses to run.
+ */
+async function setUp(
+  jsm: JetStreamManager,
+  opts: DemoOptions,
+  servers: string[],
+  say: (line: string) => void,
+): Promise<void> {
+  const existing = await jsm.streams.info(opts.stream).then(
+    (si) => si,
     (err: unknown) => {
-      if (isNotFound(err)) return false;
+      if (isNotFound(err)) return undefined;
       throw new CliError(`cannot read stream ${opts.stream}: ${oneLine(err)}`);
     },
   );
-  if (exists) {
+  if (existing && existing.config.description === DEMO_MARK) {
+    say(`removing the stream ${opts.stream} an earlier demo left behind`);
+    await jsm.streams.delete(opts.stream);
+  } else if (existing) {
     throw new CliError(
-      `stream ${opts.stream} already exists on ${servers.join(", ")}; the demo only uses a stream it creates. Choose another name with --stream NAME, or remove it (nats stream rm ${opts.stream}).`,
+      `stream ${opts.stream} already exists on ${servers.join(", ")} and was not created by the demo; the demo only uses a stream it creates. Choose another name with --stream NAME.`,
     );
   }
   try {
-    await jsm.streams.add({ name: opts.stream, subjects: [`${opts.stream}.>`] });
+    await jsm.streams.add({
+      name: opts.stream,
+      subjects: [`${opts.stream}.>`],
+      description: DEMO_MARK,
+    });
     await jsm.consumers.add(opts.stream, {
       durable_name: CONSUMER,
       ack_policy: "explicit",

@@ -30,36 +30,60 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = findRoot(here);
 const childJs = join(here, "child.js");
 
-const { values: flags } = parseArgs({
-  options: {
-    short: { type: "boolean", default: false },
-    reps: { type: "string" },
-    messages: { type: "string" },
-    "messages-16k": { type: "string" },
-    trials: { type: "string" },
-    only: { type: "string" },
-    payloads: { type: "string" },
-    "max-messages": { type: "string" },
-    skip: { type: "string" },
-    "cpu-prof": { type: "string" },
-    out: { type: "string" },
-    "from-json": { type: "string" },
-  },
-});
+/** A bad argument: one line on stderr and exit 2, as the CLI does (never a stack trace). */
+function usage(message: string): never {
+  process.stderr.write(
+    `bench: ${message}\nbench: options: --short, --reps N, --messages N, --messages-16k N, --trials N, --only ours,v3,v2,core, --payloads 128,1024, --max-messages 100,1000, --skip throughput,drain,slow, --cpu-prof DIR, --out DIR, --from-json FILE\n`,
+  );
+  process.exit(2);
+}
+
+const { values: flags } = (() => {
+  try {
+    return parseBenchArgs();
+  } catch (err) {
+    return usage((err as Error).message);
+  }
+})();
+
+function parseBenchArgs() {
+  return parseArgs({
+    options: {
+      short: { type: "boolean", default: false },
+      reps: { type: "string" },
+      messages: { type: "string" },
+      "messages-16k": { type: "string" },
+      trials: { type: "string" },
+      only: { type: "string" },
+      payloads: { type: "string" },
+      "max-messages": { type: "string" },
+      skip: { type: "string" },
+      "cpu-prof": { type: "string" },
+      out: { type: "string" },
+      "from-json": { type: "string" },
+    },
+  });
+}
 
 const short = flags.short === true;
-const int = (s: string | undefined, d: number) => (s === undefined ? d : Number.parseInt(s, 10));
-const list = (s: string | undefined) => s?.split(",").map((x) => Number.parseInt(x, 10));
+const int = (s: string | undefined, d: number, name = "a number") => {
+  if (s === undefined) return d;
+  const n = Number(s.replace(/_/g, ""));
+  if (!Number.isSafeInteger(n) || n < 1)
+    usage(`${name}: expected a positive integer, got ${JSON.stringify(s)}`);
+  return n;
+};
+const list = (s: string | undefined, name = "a list") => s?.split(",").map((x) => int(x, 0, name));
 const opts = {
-  reps: int(flags.reps, short ? 1 : 3),
-  messages: int(flags.messages, short ? 20_000 : 200_000),
-  messages16k: int(flags["messages-16k"], short ? 20_000 : 100_000),
-  payloads: list(flags.payloads) ?? (short ? [1024] : [128, 1024, 16384]),
-  maxMessages: list(flags["max-messages"]) ?? (short ? [100] : [100, 1000]),
+  reps: int(flags.reps, short ? 1 : 3, "--reps"),
+  messages: int(flags.messages, short ? 20_000 : 200_000, "--messages"),
+  messages16k: int(flags["messages-16k"], short ? 20_000 : 100_000, "--messages-16k"),
+  payloads: list(flags.payloads, "--payloads") ?? (short ? [1024] : [128, 1024, 16384]),
+  maxMessages: list(flags["max-messages"], "--max-messages") ?? (short ? [100] : [100, 1000]),
   /** Kinds of run to leave out: throughput, drain, slow. */
   skip: new Set(flags.skip?.split(",") ?? []),
   acks: [true, false],
-  trials: int(flags.trials, short ? 50 : 200),
+  trials: int(flags.trials, short ? 50 : 200, "--trials"),
   slowMessages: short ? 300 : 2_000,
   slowMaxMessages: 100,
   bodyMs: 1,
@@ -79,7 +103,8 @@ const opts = {
   cpuProf: flags["cpu-prof"] ? resolve(flags["cpu-prof"]) : undefined,
 };
 for (const c of opts.contenders) {
-  if (!CONTENDERS.includes(c)) throw new Error(`--only: unknown contender ${c}`);
+  if (!CONTENDERS.includes(c))
+    usage(`--only: unknown contender ${c} (expected ${CONTENDERS.join(", ")})`);
 }
 
 const log = (s: string) => process.stderr.write(`${s}\n`);

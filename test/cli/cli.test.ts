@@ -318,24 +318,61 @@ describe("against a server of the harness", () => {
     await server?.dispose();
   });
 
-  it("demo --server uses that server: the stream is there afterwards, fully acked", async () => {
+  it("demo --server uses that server, removes the stream it created, and can run again", async () => {
     const args = ["demo", "--server", server.url, "--messages", "3000", "--workers", "3"];
     const r = await runCli([...args, "--stream", "CLIDEMO"]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).not.toMatch(/embedded nats-server/);
     expect(field(r.stdout, "lost")).toBe(0);
     expect(field(r.stdout, "acked-unique")).toBe(3000);
-    const info = await jsmOn(server.url, (jsm) => jsm.streams.info("CLIDEMO"));
-    expect(info.state.messages).toBe(3000);
-    const ci = await consumerInfo(server.url, "CLIDEMO", "workers");
-    expect(ci.num_pending).toBe(0);
-    expect(ci.num_ack_pending).toBe(0);
-    expect(ci.ack_floor.stream_seq).toBe(3000);
-
-    // It never touches a stream it did not create.
+    expect(r.stderr).toMatch(/removed the stream CLIDEMO the demo created/);
+    await expect(jsmOn(server.url, (jsm) => jsm.streams.info("CLIDEMO"))).rejects.toThrow(
+      /not found/,
+    );
+    // a second run works (it used to fail: "stream CLIDEMO already exists")
     const again = await runCli([...args, "--stream", "CLIDEMO"]);
-    expect(again.code).toBe(1);
-    expectOneLineError(again, /stream CLIDEMO already exists/);
+    expect(again.code, again.stderr).toBe(0);
+    expect(field(again.stdout, "lost")).toBe(0);
+  });
+
+  it("demo --server: a leftover of an interrupted demo is replaced; a stream it did not create is never touched", async () => {
+    const args = ["demo", "--server", server.url, "--messages", "100", "--workers", "1"];
+    await createStream(server.url, "LEFTOVER", { description: "created by jetstream-iter demo" });
+    const r = await runCli([...args, "--stream", "LEFTOVER"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/removing the stream LEFTOVER an earlier demo left behind/);
+
+    await createStream(server.url, "USERS");
+    await publishN(server.url, "USERS.x", 5);
+    const refused = await runCli([...args, "--stream", "USERS"]);
+    expect(refused.code).toBe(1);
+    expectOneLineError(refused, /stream USERS already exists .* not created by the demo/);
+    const info = await jsmOn(server.url, (jsm) => jsm.streams.info("USERS"));
+    expect(info.state.messages).toBe(5);
+  });
+
+  it("consume without --ack says what happens to what it prints: pending until ack_wait", async () => {
+    await createStream(server.url, "NOACK");
+    await createConsumer(server.url, "NOACK", "c", { ack_wait: 45_000_000_000 });
+    await publishN(server.url, "NOACK.x", 2);
+    const r = await runCli([
+      "consume",
+      "--server",
+      server.url,
+      "--stream",
+      "NOACK",
+      "--consumer",
+      "c",
+      "--max",
+      "2",
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/NOT acking: what is printed stays pending .* after ack_wait \(45/);
+    expect(r.stderr).toMatch(
+      /the 2 printed were not acked \(no --ack\): the server redelivers them after ack_wait \(45/,
+    );
+    const ci = await consumerInfo(server.url, "NOACK", "c");
+    expect(ci.num_ack_pending).toBe(2);
   });
 
   it("consume --ack --max 3 prints 3 messages, exits 0, leaves nothing un-acked", async () => {
@@ -513,6 +550,23 @@ describe("against a server of the harness", () => {
 });
 
 describe("bench", () => {
+  it("the benchmark runner itself: an unknown option or a bad number is one line and exit 2, no stack trace", async () => {
+    const tsc = join(ROOT, "node_modules", "typescript", "bin", "tsc");
+    await new Promise<void>((resolve, reject) =>
+      execFile(process.execPath, [tsc, "-p", "test/bench/tsconfig.json"], { cwd: ROOT }, (err) =>
+        err ? reject(err) : resolve(),
+      ),
+    );
+    const main = join(ROOT, "test/bench/results/tmp/build/test/bench/main.js");
+    for (const args of [["--bogus"], ["--reps", "x"], ["--only", "nope"]]) {
+      const r = await runCli(args, process.env, main);
+      expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(/^bench: /);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect(r.stderr.trim().split("\n")).toHaveLength(2); // the error, then the options
+    }
+  }, 60_000);
+
   it("in a package without the benchmark sources: exit 1 with a clear message", async () => {
     // The staging copy has no test/bench, like an installed package.
     const r = await runCli(["bench"]);
