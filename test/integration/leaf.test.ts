@@ -18,9 +18,9 @@
  * - Link down (cut or the hub down): a pull published on the leaf is answered at once with
  *   **503** on its inbox (the leaf has no interest in `$JS.hub.API.>` any more). The request that
  *   was open on the hub says **nothing**: no status, no heartbeat. The hub drops a waiting request
- *   whose reply has lost interest when it sweeps its waiting queue (a heartbeat tick of a request,
- *   a consumer info; a new message does not sweep: under a steady publish a request survived a
- *   4 s break and was served again 17 ms after it). A request younger than 2 s is served without
+ *   whose reply has lost interest when it sweeps its waiting queue (seen at a heartbeat tick and
+ *   at a consumer info; under a steady publish a request has both survived a 4 s break — served
+ *   again 17 ms after it — and been dropped, in different runs). A request younger than 2 s is served without
  *   checking interest when leafnodes (or gateways) are enabled (`defaultGatewayRecentSubExpiration`
  *   in consumer.go's `nextWaiting`): those messages go to nobody and wait for `ack_wait`. Once
  *   swept, the request is not served after the link is back (num_waiting 0, messages stay
@@ -322,7 +322,7 @@ type Fault = "hub SIGKILL + restart" | "leaf SIGKILL + restart" | "leaf–hub li
  */
 async function underLoad(
   fault: Fault,
-  run: (stream: string) => Promise<void>,
+  run: () => Promise<void>,
   opts: { idle_heartbeat?: number } = {},
 ) {
   const { stream, subject } = await freshConsumer(topo.hub, {
@@ -353,7 +353,7 @@ async function underLoad(
   try {
     await until(() => seen.size >= 100, 10_000, "consumption before the fault");
     const start = Date.now();
-    await run(stream);
+    await run();
     const ended = Date.now();
     const before = seen.size;
     await until(() => seen.size > before && lastNew > ended, 60_000, `consumption after ${fault}`);
@@ -427,29 +427,21 @@ describe("faults under a steady publish", () => {
     expect(resumedMs).toBeLessThan(2 * 2000 + 3000);
   }, 60_000);
 
-  // BUG: with the default idle_heartbeat (15 s) a break of the leaf–hub link of a few seconds
-  // (or a hub restart: 42 s measured) stalls a client on the leaf for 30–45 s after the link is
-  // back. The request open on the hub is dropped without a word, the client is neither
+  // BUG: with the default idle_heartbeat (15 s) a hub restart (here) or a break of the
+  // leaf–hub link stalls a client on the leaf for 30–45 s after the hub is back (42 s and 40 s
+  // measured): the request open on the hub is gone without a word, the client is neither
   // disconnected nor sent a status, and the engine's only signal is two missed heartbeats (as in
-  // nats.js). A pull published during the outage would get a 503, but none is due. Whether the
-  // request is dropped depends on the hub: it drops a request over 2 s old without interest
-  // only when it looks at its waiting queue (a heartbeat tick of one of our requests, a consumer
-  // info); if it did not during the break, the request is served again once the link is back
-  // (measured: resumed 17 ms after a 4 s break). Here a consumer info during the break makes
-  // the drop certain. Not a local fix: it needs a
-  // probe through the link (a consumer-info request while the open request is silent, at less
-  // than idle_heartbeat, when the consumer is behind a domain or API prefix) — a design decision.
-  it.fails("leaf–hub link held down 4 s, a consumer info on the hub meanwhile, default idle_heartbeat (15 s): resumes within 10 s", async () => {
+  // nats.js). A pull published during the outage would get a 503, but none is due. Not a local
+  // fix: it needs a probe through the link (a consumer-info request while the open request is
+  // silent, at less than idle_heartbeat, when the consumer is behind a domain or API prefix) — a
+  // design decision. (A link break is not used here: whether the hub drops the request during
+  // the break varies from run to run — 17 ms and 40 s were both measured after a 4 s break — while
+  // a restart always loses it: waiting requests are not persisted.)
+  it.fails("hub SIGKILL, down 1 s, restarted, default idle_heartbeat (15 s): resumes within 10 s", async () => {
     let resumedMs: number;
     try {
-      ({ resumedMs } = await underLoad("leaf–hub link cut (proxy)", async (stream) => {
-        topo.pauseLink();
-        await sleep(2500);
-        // The hub looks at its waiting requests (as at a heartbeat tick, or here a consumer
-        // info, as any monitoring makes): ours, over 2 s old without interest, is dropped.
-        await consumerInfo(topo.hub.url, stream, "c");
-        await sleep(1500);
-        topo.resumeLink();
+      ({ resumedMs } = await underLoad("hub SIGKILL + restart", async () => {
+        await topo.restartHub({ signal: "SIGKILL", downMs: 1000 });
         await topo.waitLinked();
       }));
     } catch (err) {
