@@ -25,6 +25,8 @@ export interface ServerOptions {
   readyTimeoutMs?: number;
   /** Server name (`server_name`). */
   name?: string;
+  /** JetStream domain (`jetstream { domain }`), for leaf-node topologies. Default: none. */
+  domain?: string;
   /**
    * Run the server in its own process group, so a Ctrl-C in the terminal (SIGINT to the
    * foreground group) reaches only the parent, which then stops the server itself. Default false.
@@ -83,7 +85,10 @@ export class NatsServer {
     this.configPath = join(this.workDir, "server.conf");
     const lines = [`listen: "127.0.0.1:${port}"`];
     if (opts.name) lines.push(`server_name: "${opts.name}"`);
-    if (this.jetstream) lines.push(`jetstream { store_dir: "${this.storeDir}" }`);
+    if (this.jetstream) {
+      const domain = opts.domain ? `, domain: "${opts.domain}"` : "";
+      lines.push(`jetstream { store_dir: "${this.storeDir}"${domain} }`);
+    }
     if (opts.config) lines.push(opts.config);
     writeFileSync(this.configPath, `${lines.join("\n")}\n`);
   }
