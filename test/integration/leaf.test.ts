@@ -437,21 +437,26 @@ describe("faults under a steady publish", () => {
   // design decision. (A link break is not used here: whether the hub drops the request during
   // the break varies from run to run — 17 ms and 40 s were both measured after a 4 s break — while
   // a restart always loses it: waiting requests are not persisted.)
-  it.fails("hub SIGKILL, down 1 s, restarted, default idle_heartbeat (15 s): resumes within 10 s", async () => {
-    let resumedMs: number;
-    try {
-      ({ resumedMs } = await underLoad("hub SIGKILL + restart", async () => {
-        await topo.restartHub({ signal: "SIGKILL", downMs: 1000 });
-        await topo.waitLinked();
-      }));
-    } catch (err) {
-      // Anything but the stall (a loss, a throw) must not pass as the known bug: returning
-      // makes it.fails report this test as failed.
-      console.error("leaf: unexpected failure, not the known stall:", err);
-      return;
-    }
-    expect(resumedMs).toBeLessThan(10_000);
-  }, 90_000);
+  // It takes ~45 s: run it with LEAF_SLOW=1 (the faults table, `npm run faults`, measures it too).
+  (process.env.LEAF_SLOW ? it.fails : it.skip)(
+    "hub SIGKILL, down 1 s, restarted, default idle_heartbeat (15 s): resumes within 10 s",
+    async () => {
+      let resumedMs: number;
+      try {
+        ({ resumedMs } = await underLoad("hub SIGKILL + restart", async () => {
+          await topo.restartHub({ signal: "SIGKILL", downMs: 1000 });
+          await topo.waitLinked();
+        }));
+      } catch (err) {
+        // Anything but the stall (a loss, a throw) must not pass as the known bug: returning
+        // makes it.fails report this test as failed.
+        console.error("leaf: unexpected failure, not the known stall:", err);
+        return;
+      }
+      expect(resumedMs).toBeLessThan(10_000);
+    },
+    90_000,
+  );
 });
 
 describe("a stream imported from another account with an API prefix", () => {
