@@ -51,7 +51,18 @@ export interface NatsConnectionLike {
   status(): StatusIteratorLike;
   closed(): Promise<void | Error>;
   isClosed(): boolean;
-  readonly info?: { readonly version?: string; readonly server_id?: string } | undefined;
+  readonly info?:
+    | {
+        readonly version?: string;
+        readonly server_id?: string;
+        /** The largest message payload the server accepts, bytes. */
+        readonly max_payload?: number;
+        /** Set when the server is in a cluster. */
+        readonly cluster?: string;
+        /** Set when the server has a JetStream domain. */
+        readonly domain?: string;
+      }
+    | undefined;
   readonly options?: { readonly inboxPrefix?: string } | undefined;
 }
 

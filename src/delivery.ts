@@ -28,10 +28,11 @@ export interface DeliveryEngine {
   /** The server consumer pulls go to; undefined while an ordered one is being re-created. */
   consumerName(): string | undefined;
   /**
-   * A message is accepted: the retry backoff and the room awaited after 409 Message Size Exceeds
-   * MaxBytes start over, and `pending` (from its ack subject) is the server's backlog now.
+   * A message of `size` bytes is accepted: the retry backoff and the room awaited after 409
+   * Message Size Exceeds MaxBytes start over, `pending` (from its ack subject) is the server's
+   * backlog now, and when and how big it was is noted for telling a cut (cuts.ts).
    */
-  accepted(pending: number): void;
+  accepted(pending: number, size: number): void;
   /** Moves to a new inbox generation after a fault; its open requests are forgotten. */
   rotate(how: "retire" | "drop"): void;
   /** Publishes a pull request if one is due. */
@@ -95,7 +96,7 @@ export function handleData(
   }
   engine.inboxes.releaseRetired();
   engine.monitor.alive();
-  engine.accepted(pending);
+  engine.accepted(pending, size);
   engine.host.deliver(m, size);
   engine.maybePull();
   engine.watchHeartbeats();

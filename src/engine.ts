@@ -44,10 +44,15 @@ import type { PullRequest } from "./notifications.js";
 import { OrderedCursor } from "./ordered.js";
 import { Recovery } from "./recovery.js";
 import { handleStatus, type StatusEngine } from "./status-handling.js";
+import { DEFAULT_API_PREFIX } from "./target.js";
 
 export type { EngineConfig, EngineHost } from "./engine-host.js";
 
 const NANOS_PER_MS = 1_000_000;
+/** nats-server's default max_payload, when the server's INFO does not say (1 MiB). */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+/** nats-server's defaultGatewayRecentSubExpiration (2 s), plus a margin: see youngHoldMs. */
+const YOUNG_REQUEST_MS = 2_100;
 /** Messages that arrived this recently count as still arriving at a disconnect (cuts.ts), ms. */
 const FLOWING_MS = 1_000;
 /**
@@ -83,6 +88,10 @@ export class PullEngine {
   private readonly retry = new Backoff();
   private readonly recovery: Recovery;
   private finished: Promise<void> | undefined;
+  /** drain()'s hold before its unsubscribe (see youngHoldMs); a harsher end proceeds at once. */
+  private hold:
+    | { timer: ReturnType<typeof setTimeout>; proceed: (timeoutMs: number) => void }
+    | undefined;
   private readonly ackTarget: AckTarget;
   /** An ordered consumer's position and current server consumer; undefined for a durable. */
   private readonly cursor: OrderedCursor | undefined;
@@ -92,6 +101,11 @@ export class PullEngine {
   private readonly cuts = new CutDetector();
   /** When the last data message was accepted (Date.now()), and the server we are on. */
   private lastDataAt = 0;
+  /** Data messages accepted and their bytes: their mean size tells whether a drop was a cut. */
+  private receivedMsgs = 0;
+  private receivedBytes = 0;
+  /** Whether `backlog` was ever reported (an ack subject, or consumer info). */
+  private backlogKnown = false;
   private serverId: string | undefined;
   /** What delivery and status handling work through (delivery.ts, status-handling.ts). */
   private readonly parts: DeliveryEngine & StatusEngine;
@@ -114,14 +128,23 @@ export class PullEngine {
     this.link = new Link(cfg.nc, {
       disconnected: () => {
         // The server was sending us more: messages of the newest pull were arriving; or none had
-        // yet, but the last ack subject said more were pending, or the pull was just published
-        // (the server queues a whole batch at once: a cut can come before its first message).
+        // yet, but the server had more for us (the last ack subject, or consumer info, said so;
+        // with no word at all, the pull was just published): it queues a whole batch at once, so
+        // a cut can come before the first message.
         const now = Date.now();
         const sending =
           this.lastDataAt >= this.pulledAt
             ? now - this.lastDataAt <= FLOWING_MS
-            : this.backlog > 0 || now - this.pulledAt <= FLOWING_MS;
-        this.cuts.disconnected(this.ledger.outstandingMessages, sending, this.serverId);
+            : this.backlogKnown
+              ? this.backlog > 0
+              : now - this.pulledAt <= FLOWING_MS;
+        this.cuts.disconnected({
+          outstanding: this.ledger.outstandingMessages,
+          sending,
+          meanSize: this.receivedMsgs > 0 ? this.receivedBytes / this.receivedMsgs : 0,
+          maxPayload: this.cfg.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD,
+          serverId: this.serverId,
+        });
         this.watchHeartbeats();
       },
       reconnected: () => {
@@ -186,6 +209,13 @@ export class PullEngine {
         },
         heardSincePull: () => this.heardSincePull(),
         openRequests: () => this.ledger.openRequests,
+        // Before any message, consumer info is the only word on the server's backlog (after
+        // one, each ack subject's pending count is fresher).
+        pendingOnServer: (n) => {
+          if (this.receivedMsgs > 0) return;
+          this.backlog = n;
+          this.backlogKnown = true;
+        },
         epoch: () => `${this.inboxes.current?.gen}.${this.reqSeq}.${this.monitor.lifeCount}`,
         repull: (how) => {
           this.rotate(how);
@@ -215,8 +245,11 @@ export class PullEngine {
       ackTarget: this.ackTarget,
       fetched: this.fetched,
       consumerName: () => this.consumerName,
-      accepted: (pending) => {
+      accepted: (pending, size) => {
         this.lastDataAt = Date.now();
+        this.backlogKnown = true;
+        this.receivedMsgs++;
+        this.receivedBytes += size;
         this.retry.reset();
         this.needRoom = 0;
         this.backlog = pending;
@@ -332,12 +365,54 @@ export class PullEngine {
    * Resolves when no subscription of ours is left. A later call shortens a fence in
    * progress to its own bound (a harsher end cuts a gentler one) and resolves with the first.
    */
-  close(timeoutMs: number): Promise<void> {
+  close(timeoutMs: number, holdYoung = false): Promise<void> {
     this.stopPulling();
     const fence = timeoutMs > 0 && this.link.connected && !this.cfg.nc.isClosed();
-    const unsubscribed = this.inboxes.closeAll(fence ? timeoutMs : 0);
+    const bound = fence ? timeoutMs : 0;
+    if (this.hold) {
+      // A later end during drain()'s hold (close(), an abort): unsubscribe now, to its bound.
+      this.hold.proceed(bound);
+      return this.finished as Promise<void>;
+    }
+    if (!this.finished && fence && holdYoung) {
+      const holdMs = Math.min(this.youngHoldMs(), timeoutMs - 1);
+      if (holdMs > 0) {
+        this.finished = new Promise<void>((resolve) => {
+          const proceed = (t: number) => {
+            if (!this.hold) return;
+            clearTimeout(this.hold.timer);
+            this.hold = undefined;
+            void this.inboxes.closeAll(t).then(resolve);
+          };
+          this.hold = {
+            timer: setTimeout(() => proceed(timeoutMs - holdMs), holdMs),
+            proceed,
+          };
+        });
+        return this.finished;
+      }
+    }
+    const unsubscribed = this.inboxes.closeAll(bound);
     this.finished ??= unsubscribed;
     return this.finished;
+  }
+
+  /**
+   * How long drain() keeps listening before it unsubscribes, ms. nats-server 2.9 serves a pull
+   * request younger than 2 s without checking that anyone listens on its reply when it has
+   * leafnodes or gateways enabled (consumer.go nextWaiting, defaultGatewayRecentSubExpiration):
+   * what it sends to such a request after our UNSUB would wait for ack_wait. So while the newest
+   * open request is that young, on a server that may be one of those (it is in a cluster or a
+   * JetStream domain, or the API is reached through a prefix), the inbox listens until the
+   * request is 2 s old; what arrives meanwhile is handed out. 0 on a lone server, or with no
+   * request open.
+   */
+  private youngHoldMs(): number {
+    if (this.ledger.openRequests === 0) return 0;
+    const info = this.cfg.nc.info;
+    const mayBe = !!(info?.cluster || info?.domain) || this.cfg.prefix !== DEFAULT_API_PREFIX;
+    if (!mayBe) return 0;
+    return Math.max(0, YOUNG_REQUEST_MS - (Date.now() - this.pulledAt));
   }
 
   /**
@@ -413,6 +488,7 @@ export class PullEngine {
   private onSubscriptionLost(): void {
     this.stopPulling();
     this.host.drop();
+    this.hold?.proceed(0);
     void this.inboxes.closeAll(0);
   }
 

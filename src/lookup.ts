@@ -32,8 +32,11 @@ export interface LookupConfig {
   interval: number;
   /** Whether to keep asking after an unanswered request (the fault still lasts). */
   retry(): boolean;
-  /** An answer. `afterOutage`: earlier requests of this lookup went unanswered. */
-  answered(result: LookupResult, afterOutage: boolean): void;
+  /**
+   * An answer. `afterOutage`: earlier requests of this lookup went unanswered. `numPending`: the
+   * consumer's messages not yet delivered, when it exists.
+   */
+  answered(result: LookupResult, afterOutage: boolean, numPending?: number): void;
 }
 
 export class ConsumerLookup {
@@ -66,12 +69,15 @@ export class ConsumerLookup {
    * second of the election.
    */
   check(urgent = false): void {
-    if (urgent) this.urgent = true;
-    if (this.inFlight || this.timer || this.cancelled) return;
-    const { nc } = this.cfg;
-    const timeout = this.urgent ? Math.min(this.cfg.timeout, URGENT_TIMEOUT_MS) : this.cfg.timeout;
+    if (this.cancelled) return;
+    // Nothing to ask about (an ordered consumer being re-created): no urgency either, so that it
+    // does not linger into a later, ordinary lookup.
     const subject = this.cfg.subject();
     if (subject === undefined) return;
+    if (urgent) this.urgent = true;
+    if (this.inFlight || this.timer) return;
+    const { nc } = this.cfg;
+    const timeout = this.urgent ? Math.min(this.cfg.timeout, URGENT_TIMEOUT_MS) : this.cfg.timeout;
     this.inFlight = true;
     let p: Promise<MsgLike>;
     try {
@@ -96,8 +102,8 @@ export class ConsumerLookup {
   private settle(m: MsgLike | undefined): void {
     this.inFlight = false;
     if (this.cancelled) return;
-    const result = m ? parse(m) : undefined;
-    if (result === undefined) {
+    const answer = m ? parse(m) : undefined;
+    if (answer === undefined) {
       // No answer (no leader, no responders, a slow server), or an answer we cannot read.
       this.unanswered++;
       // Keep asking at short intervals only where asking has worked: an account that may not
@@ -122,21 +128,23 @@ export class ConsumerLookup {
     const afterOutage = this.unanswered > 0;
     this.unanswered = 0;
     this.answeredOnce = true;
-    this.cfg.answered(result, afterOutage);
+    this.cfg.answered(answer.result, afterOutage, answer.numPending);
   }
 }
 
-function parse(m: MsgLike): LookupResult | undefined {
+function parse(m: MsgLike): { result: LookupResult; numPending?: number } | undefined {
   try {
     const r = JSON.parse(new TextDecoder().decode(m.data)) as {
       error?: { err_code?: number };
       config?: unknown;
+      num_pending?: unknown;
     };
     const code = r.error?.err_code;
-    if (code === CONSUMER_NOT_FOUND) return "consumer_not_found";
-    if (code === STREAM_NOT_FOUND) return "stream_not_found";
+    if (code === CONSUMER_NOT_FOUND) return { result: "consumer_not_found" };
+    if (code === STREAM_NOT_FOUND) return { result: "stream_not_found" };
     if (r.error) return undefined;
-    return "exists";
+    const n = r.num_pending;
+    return { result: "exists", numPending: typeof n === "number" && n >= 0 ? n : undefined };
   } catch {
     return undefined;
   }

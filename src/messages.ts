@@ -219,7 +219,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     // The error that ends the iterator is known now; a close() during the fence keeps it.
     this.terminal = error;
     this.engine.stopPulling();
-    void this.engine.close(timeoutMs).then(() => {
+    void this.engine.close(timeoutMs, true).then(() => {
       // The fence is done: nothing more can arrive, so the end may release an ordered consumer.
       this.engineClosed = true;
       this.toClosed(undefined, "keep");

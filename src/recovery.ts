@@ -43,6 +43,8 @@ export interface RecoveryHost {
   openRequests(): number;
   /** A token of the pull state: it changes with the generation, a request published, or life. */
   epoch(): string;
+  /** Consumer info says the server has `n` messages not yet delivered to the consumer. */
+  pendingOnServer(n: number): void;
   /** Moves to a new inbox generation (the current one retired or dropped) and pulls again. */
   repull(how: "retire" | "drop"): void;
   notify(n: Notification): void;
@@ -86,7 +88,10 @@ export class Recovery {
       timeout: Math.min(cfg.apiTimeout, Math.max(250, cfg.idleHeartbeat / 2)),
       interval: Math.max(100, cfg.idleHeartbeat / 4),
       retry: () => host.running && host.connected && !host.heardSincePull(),
-      answered: (result, afterOutage) => this.onLookup(result, afterOutage),
+      answered: (result, afterOutage, numPending) => {
+        if (numPending !== undefined) host.pendingOnServer(numPending);
+        this.onLookup(result, afterOutage);
+      },
     });
   }
 

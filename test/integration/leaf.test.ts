@@ -165,14 +165,14 @@ describe("client on the leaf, stream on the hub (domain hub)", () => {
         const ci = await consumerInfo(topo.hub.url, stream, "c");
         expect(messages.counters()).toMatchObject({ received: n, processed: n, naked: 0 });
         expect(ci.num_redelivered).toBe(0);
-        // What the hub sent after the UNSUB went to nobody and waits for ack_wait: it should be
-        // 0 (the contract), but the hub serves a pull younger than 2 s without checking interest
-        // (see "2.9.10 with leafnodes enabled…" below, BUG). It is at most what was outstanding.
+        // Nothing the hub sent went to nobody: drain() listens until the newest request is 2 s
+        // old before its UNSUB (see "2.9.10 with leafnodes enabled…" below); before that, 5–20
+        // of 20 were stranded here until ack_wait.
         const stranded = ci.delivered.stream_seq - n;
         console.info(`leaf: ${way}: drain() at 150: ${n} handed out, ${stranded} stranded`);
-        expect(ci.num_ack_pending).toBe(stranded);
-        expect(stranded).toBeLessThanOrEqual(20);
-        expect(ci.num_pending).toBe(300 - n - stranded);
+        expect(stranded).toBe(0);
+        expect(ci.num_ack_pending).toBe(0);
+        expect(ci.num_pending).toBe(300 - n);
       } finally {
         await within(messages.close(), 5000, "close()").catch(() => {});
         await nc.close();
@@ -222,17 +222,18 @@ describe("client on the leaf, stream on the hub (domain hub)", () => {
 });
 
 describe("2.9.10 with leafnodes enabled serves a pull request younger than 2 s without checking interest in its reply", () => {
-  // BUG: the drain()/close() fence (UNSUB, then PING/PONG) assumes the server stops serving a
-  // request once its reply has no interest. nats-server 2.9.10 does not when leafnodes (or
-  // gateways) are enabled: consumer.go's nextWaiting() delivers to a waiting request younger than
-  // defaultGatewayRecentSubExpiration (2 s) without looking at interest. So what the hub sends to
-  // an open request within 2 s of its pull, after our UNSUB, goes to nobody and waits for
-  // ack_wait (30 s by default): stranded, not lost. It happens on the hub itself too (any server
-  // with a leafnodes block), not only through the leaf. Not a local fix: the fence would have to
-  // keep the inbox until the newest request is 2 s old (delaying drain()/close() by up to 2 s) or
-  // end the requests first; a design decision. These tests state the contract and fail today.
+  // The UNSUB-then-PING fence assumes the server stops serving a request once its reply has no
+  // interest. nats-server 2.9.10 does not when leafnodes (or gateways) are enabled: consumer.go's
+  // nextWaiting() delivers to a waiting request younger than defaultGatewayRecentSubExpiration
+  // (2 s) without looking at interest, so what it sends to such a request after the UNSUB goes to
+  // nobody and waits for ack_wait (stranded, not lost) — on the hub itself too (any server with a
+  // leafnodes block), not only through the leaf. drain() therefore listens until the newest open
+  // request is 2 s old before it unsubscribes, on a server that may be one of those (in a cluster,
+  // in a JetStream domain, or reached through an API prefix): what arrives meanwhile is handed
+  // out. close() does not wait (its bound is 1 s): it can still strand what the server sends in
+  // that window (BUG, it.fails below; documented in docs/faults.md).
   for (const where of ["leaf", "hub"] as const) {
-    it.fails(`client on the ${where}: drain() right after the first pull, then 5 published: none waits for ack_wait`, async () => {
+    it(`client on the ${where}: drain() right after the first pull, then 5 published: none waits for ack_wait`, async () => {
       const { stream, subject } = await freshConsumer(topo.hub, { ack_wait: 30_000_000_000 });
       const server = where === "leaf" ? topo.leaf : topo.hub;
       const nc = await connect({ servers: server.url, ...reconnecting });
