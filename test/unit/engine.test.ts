@@ -846,6 +846,48 @@ describe("next()", () => {
   });
 });
 
+describe("drain() on a server that may serve a young request without interest (cluster, domain)", () => {
+  it("drain 500 ms after the pull: listens until it is 2 s old, hands out what arrives meanwhile, then unsubscribes", async () => {
+    const ctx = start({}, { cluster: "c1" });
+    const { nc, messages } = ctx;
+    await tick(500);
+    const drained = track(messages.drain());
+    await tick(1_000);
+    expect(nc.liveSubscriptions).toBe(1); // still listening: the request is 1.5 s old
+    nc.sendData(nc.lastPull(), { seq: 77 });
+    await tick(700);
+    expect(nc.liveSubscriptions).toBe(0); // 2.1 s: unsubscribed (fence answered at once)
+    await tick();
+    expect(drained.state).toBe("resolved");
+    const m = await messages.next();
+    expect(m.seq).toBe(77); // what arrived during the hold is handed out
+    await shutdown(ctx);
+  });
+
+  it("close() during drain's hold: unsubscribes at once (a harsher end cuts the hold)", async () => {
+    const ctx = start({}, { cluster: "c1" });
+    const { nc, messages } = ctx;
+    const drained = track(messages.drain());
+    await tick(100);
+    expect(nc.liveSubscriptions).toBe(1);
+    void messages.close();
+    await tick();
+    expect(nc.liveSubscriptions).toBe(0);
+    expect(drained.state).toBe("resolved");
+    await shutdown(ctx);
+  });
+
+  it("a lone server (no cluster, no domain, the default API prefix): drain unsubscribes at once", async () => {
+    const ctx = start();
+    const { nc, messages } = ctx;
+    const drained = track(messages.drain());
+    await tick();
+    expect(nc.liveSubscriptions).toBe(0);
+    expect(drained.state).toBe("resolved");
+    await shutdown(ctx);
+  });
+});
+
 describe("ending", () => {
   it("next before drain: a next() blocked on an empty stream rejects MsgIteratorClosedError", async () => {
     const ctx = start();

@@ -314,13 +314,15 @@ export interface FakeOptions {
   flushMode?: "auto" | "hold";
   /** Server version in `nc.info`. Default "2.9.10". */
   version?: string;
+  /** The cluster name in `nc.info` (a clustered server). Default: none. */
+  cluster?: string;
   inboxPrefix?: string;
 }
 
 const PULL_RE = /\.CONSUMER\.MSG\.NEXT\.([^.]+)\.([^.]+)$/;
 
 export class FakeNatsConnection implements NatsConnectionLike {
-  readonly info: { version: string };
+  readonly info: { version: string; cluster?: string };
   readonly options: { inboxPrefix: string };
   flushMode: "auto" | "hold";
 
@@ -367,7 +369,7 @@ export class FakeNatsConnection implements NatsConnectionLike {
 
   constructor(opts: FakeOptions = {}) {
     this.flushMode = opts.flushMode ?? "auto";
-    this.info = { version: opts.version ?? "2.9.10" };
+    this.info = { version: opts.version ?? "2.9.10", cluster: opts.cluster };
     this.options = { inboxPrefix: opts.inboxPrefix ?? "_INBOX" };
   }
 
