@@ -9,7 +9,13 @@
 import { jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { consume } from "../../src/index.js";
-import { type ChildMessage, CONNECTION, type ClientJob, idOf, type ParentMessage } from "./types.js";
+import {
+  type ChildMessage,
+  type ClientJob,
+  CONNECTION,
+  idOf,
+  type ParentMessage,
+} from "./types.js";
 
 const job = JSON.parse(process.argv[2] ?? "") as ClientJob;
 const send = (m: ChildMessage) => process.send?.(m);

@@ -16,12 +16,13 @@
  * Flags: --short (one run each of SIGKILL restart, TCP cut, consumer deleted), --runs N (every
  * fault N times), --only id,id (faults by id), --out FILE.
  */
+
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { execFileSync } from "node:child_process";
 import { findNatsServer } from "../harness/index.js";
 import { RUN_DIR_ENV, reapRecorded } from "../harness/registry.js";
 import { type Failure, runLine, table } from "./report.js";
@@ -142,7 +143,9 @@ async function main(): Promise<number> {
         try {
           const r = await runOnce(sc, topo!, run, log);
           results.push(r);
-          log(`${sc.id} ${run}/${n} (${((Date.now() - started) / 1000).toFixed(0)} s): ${runLine(r)}`);
+          log(
+            `${sc.id} ${run}/${n} (${((Date.now() - started) / 1000).toFixed(0)} s): ${runLine(r)}`,
+          );
         } catch (err) {
           failures.push({ scenario: sc.id, run, error: String(err) });
           log(`${sc.id} ${run}/${n}: FAILED ${String(err)}`);
@@ -175,7 +178,9 @@ async function main(): Promise<number> {
     r.clients.filter((c) => c.client === "jetstream-iter" && c.lost > 0).map(() => r),
   );
   if (lost.length > 0) {
-    log(`faults: jetstream-iter lost messages in ${lost.map((r) => `${r.scenario} run ${r.run}`).join(", ")}`);
+    log(
+      `faults: jetstream-iter lost messages in ${lost.map((r) => `${r.scenario} run ${r.run}`).join(", ")}`,
+    );
     return 1;
   }
   if (failures.length > 0) return 1;

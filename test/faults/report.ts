@@ -55,7 +55,11 @@ export function table(scenarios: Scenario[], results: RunResult[], failures: Fai
       const notResumed = cs.filter((c) => c.resumeMs === null).length;
       const dup = cs.reduce((s, c) => s + c.duplicates, 0);
       const lostCell =
-        lost === 0 ? "0" : notResumed > 0 ? `${lost} (not resumed: unconsumed at the deadline)` : `**${lost}**`;
+        lost === 0
+          ? "0"
+          : notResumed > 0
+            ? `${lost} (not resumed: unconsumed at the deadline)`
+            : `**${lost}**`;
       const ended = cs.filter((c) => c.ended).length;
       lines.push(
         [
@@ -70,7 +74,9 @@ export function table(scenarios: Scenario[], results: RunResult[], failures: Fai
           lostCell,
           `${dup}${ended ? ` (loop ended in ${ended})` : ""}`,
           "",
-        ].join(" | ").trim(),
+        ]
+          .join(" | ")
+          .trim(),
       );
     });
   }

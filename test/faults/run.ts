@@ -19,8 +19,8 @@ import {
   type ChildMessage,
   CLIENTS,
   type Client,
-  CONNECTION,
   type ClientJob,
+  CONNECTION,
   payloadFor,
 } from "./types.js";
 
@@ -277,7 +277,7 @@ export interface ClientResult {
   acked: number;
   /** The loop ended (it never should). */
   ended?: string;
-  /** Connection events and notifications from 1 s before the fault to the resume (or deadline), ms from the reference. */
+  /** Connection events and notifications from 1 s before the fault to 1 s after the resume (or the deadline), ms from the reference. */
   events: string[];
 }
 
@@ -324,6 +324,7 @@ export async function runOnce<T extends Topology>(
       `${fx.warmup} deliveries to each client before the fault`,
     );
     const ctx: Ctx = { clients, publisher: pub, log };
+    const provoking = Date.now();
     const p = await sc.provoke(topo, fx, ctx);
     const refOf = (c: Client) => p.ref[c] ?? p.fault[c];
     const resumeOf = (c: Client) => {
@@ -354,10 +355,9 @@ export async function runOnce<T extends Topology>(
       const fault = p.fault[client];
       const ref = refOf(client);
       const r = resumeOf(client);
-      const resumeMs =
-        r && ref !== undefined && r.t - ref <= DEADLINE_MS ? r.t - ref : null;
+      const resumeMs = r && ref !== undefined && r.t - ref <= DEADLINE_MS ? r.t - ref : null;
       const end = r ? r.t + 1000 : (ref ?? Date.now()) + DEADLINE_MS;
-      const from = (fault ?? ref ?? 0) - 1000;
+      const from = Math.min(provoking, fault ?? provoking, ref ?? provoking) - 1000;
       results.push({
         client,
         resumeMs,

@@ -9,14 +9,10 @@
  *
  * Resume times count from the moment the cluster is back: both durables answer consumer info
  * with a live leader, and the server has acked a publish first tried after the kill (polled
- * every 100 ms and 20 ms). The killed node is restarted after the measurement, and the next
+ * every 50 ms and 20 ms). The killed node is restarted after the measurement, and the next
  * run waits until every replica is current again.
  */
-import {
-  type ClusterInfo,
-  type JetStreamManager,
-  jetstreamManager,
-} from "@nats-io/jetstream";
+import { type ClusterInfo, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { NatsCluster } from "../../harness/index.js";
@@ -105,7 +101,7 @@ async function arrange(nc: NatsConnection, jsm: JetStreamManager, stream: string
   throw new Error("could not arrange the leaders");
 }
 
-/** When consumer info first names a live leader other than `victim`, polling every 100 ms. */
+/** When consumer info first names a live leader other than `victim`, polling every 50 ms. */
 function leaderBack(
   jsm: JetStreamManager,
   stream: string,
@@ -131,7 +127,7 @@ function leaderBack(
         () => {},
       );
     };
-    const timer = setInterval(tick, 100);
+    const timer = setInterval(tick, 50);
     tick();
   });
 }
@@ -141,6 +137,7 @@ function clusterFault(
   label: string,
   victimRole: "C" | "S",
   clientsOn: "C" | "T",
+  runs: number,
 ): Scenario<Cluster> {
   return {
     id,
@@ -148,7 +145,7 @@ function clusterFault(
     from: "the cluster being back (both durables have a leader and a publish tried after the kill was acked)",
     back: "kill → cluster back",
     topology: "cluster",
-    runs: 3,
+    runs,
     start: () => Cluster.start(),
     async fixture(k, run): Promise<Fixture> {
       await k.admin?.close().catch(() => {});
@@ -209,16 +206,19 @@ export const consumerLeader = clusterFault(
   "consumer leader killed (SIGKILL; clients on another node)",
   "C",
   "T",
+  3,
 );
 export const streamLeader = clusterFault(
   "stream-leader",
   "stream leader killed (SIGKILL; clients on another node)",
   "S",
   "T",
+  5,
 );
 export const ownNode = clusterFault(
   "own-node",
   "own node killed (SIGKILL the node the clients are on, which leads the durables)",
   "C",
   "C",
+  5,
 );

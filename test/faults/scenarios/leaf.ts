@@ -92,6 +92,7 @@ export const leafCut: Scenario<Leaf> = {
   from: "the cut (the leaf reconnects by itself)",
   back: "the hub's JetStream answered through the leaf again",
   topology: "leaf",
+  runs: 3,
   start: () => Leaf.start(),
   fixture: (l, run) =>
     makeFixture({

@@ -35,9 +35,8 @@ export const both = (t: number): Record<Client, number> => ({
 
 /** Resolves when the server first acked a publish first tried after `t` (undefined after `ms`). */
 export async function publisherBack(ctx: Ctx, t: number, ms = 60_000): Promise<number | undefined> {
-  let back: number | undefined;
-  await until(() => (back = ctx.publisher.firstAckAfter(t)) !== undefined, ms, 20);
-  return back;
+  await until(() => ctx.publisher.firstAckAfter(t) !== undefined, ms, 20);
+  return ctx.publisher.firstAckAfter(t);
 }
 
 const fixture = (s: Single, id: string, run: number) =>
