@@ -14,7 +14,8 @@
  * reported, not failed on.
  *
  * Flags: --short (one run each of SIGKILL restart, TCP cut, consumer deleted), --runs N (every
- * fault N times), --only id,id (faults by id), --out FILE.
+ * fault N times), --only id,id (faults by id), --out FILE, --merge FILE (take the faults not run
+ * now from an earlier run's JSON: re-run some faults of a full run).
  */
 
 import { execFileSync } from "node:child_process";
@@ -79,6 +80,7 @@ const { values: flags } = parseArgs({
     runs: { type: "string" },
     only: { type: "string" },
     out: { type: "string" },
+    merge: { type: "string" },
   },
 });
 const short = flags.short === true;
@@ -92,7 +94,7 @@ const runsOf = (s: Scenario<Topology>) =>
 // results/ only for a full, unfiltered run; anything else goes to the ignored tmp/
 const outFile = resolve(
   flags.out ??
-    (short || only || flags.runs
+    ((short || only || flags.runs) && !flags.merge
       ? join(root, "test/faults/tmp/last.json")
       : join(root, "test/faults/results/latest.json")),
 );
@@ -156,7 +158,20 @@ async function main(): Promise<number> {
     await topo?.dispose();
   }
   const took = (Date.now() - t0) / 1000;
-  const md = table(scenarios, results, failures);
+  if (flags.merge) {
+    // The runs of the faults not run now come from an earlier run's JSON
+    const earlier = JSON.parse(readFileSync(flags.merge, "utf8")) as {
+      results: RunResult[];
+      failures: Failure[];
+    };
+    const now = new Set(scenarios.map((s) => s.id));
+    results.unshift(...earlier.results.filter((r) => !now.has(r.scenario)));
+    failures.unshift(...earlier.failures.filter((f) => !now.has(f.scenario)));
+  }
+  const shown = ALL.filter(
+    (s) => results.some((r) => r.scenario === s.id) || scenarios.includes(s),
+  );
+  const md = table(shown, results, failures);
   process.stdout.write(`${md}\n`);
   const cpu = cpus()[0]?.model ?? "?";
   log(`faults: ${took.toFixed(0)} s; ${cpus().length} × ${cpu}`);

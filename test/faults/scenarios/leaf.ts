@@ -34,6 +34,11 @@ export class Leaf implements Topology {
     let link: TcpProxy | undefined;
     try {
       const leafPort = await freePort();
+      // The proxy first (it dials the hub only when the leaf connects), so that the hub can
+      // advertise it: else the leaf learns the hub's own leafnode URL from its INFO and, after
+      // the first cut, reconnects there directly, around the proxy (no_advertise does not stop
+      // that on 2.9.10)
+      link = await TcpProxy.start(leafPort);
       // jetstream: false here only stops the harness writing its own jetstream block: the
       // domain has to go in it.
       const hub = await NatsServer.start({
@@ -41,11 +46,10 @@ export class Leaf implements Topology {
         jetstream: false,
         config: [
           `jetstream { store_dir: "${join(dir, "hub")}", domain: hub }`,
-          `leafnodes { listen: "127.0.0.1:${leafPort}" }`,
+          `leafnodes { listen: "127.0.0.1:${leafPort}", advertise: "127.0.0.1:${link.port}" }`,
         ].join("\n"),
       });
       servers.push(hub);
-      link = await TcpProxy.start(leafPort);
       const leaf = await NatsServer.start({
         name: "leaf",
         jetstream: false,
@@ -103,6 +107,11 @@ export const leafCut: Scenario<Leaf> = {
       publisherServers: [l.hub.url],
     }),
   async provoke(l): Promise<Provoked> {
+    if (l.link.connections !== 1) {
+      throw new Error(
+        `the leaf link should be one connection through the proxy: ${l.link.connections}`,
+      );
+    }
     const t = Date.now();
     l.link.cut();
     let back: number | undefined;

@@ -151,6 +151,12 @@ export const tcpCut: Scenario<Single> = {
   start: () => Single.start(true),
   fixture: (s, run) => fixture(s, "tcp", run),
   async provoke(s): Promise<Provoked> {
+    // both clients' connections, and nothing around the proxy
+    if (s.proxy!.connections !== 2) {
+      throw new Error(
+        `expected the 2 clients' connections through the proxy: ${s.proxy!.connections}`,
+      );
+    }
     const t = Date.now();
     s.proxy!.cut();
     return { fault: both(t), ref: both(t) };
