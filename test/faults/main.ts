@@ -74,19 +74,36 @@ const ALL = [
 ] as Scenario<Topology>[];
 const SHORT = ["sigkill", "tcp-cut", "deleted"];
 
-const { values: flags } = parseArgs({
-  options: {
-    short: { type: "boolean", default: false },
-    runs: { type: "string" },
-    only: { type: "string" },
-    out: { type: "string" },
-    merge: { type: "string" },
-  },
-});
+/** A bad argument: one line on stderr and exit 2 (never a stack trace). */
+function usage(message: string): never {
+  process.stderr.write(
+    `faults: ${message}\nfaults: options: --short, --runs N, --only ${ALL.map((s) => s.id).join(",")}, --out FILE, --merge FILE\n`,
+  );
+  process.exit(2);
+}
+
+const { values: flags } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        short: { type: "boolean", default: false },
+        runs: { type: "string" },
+        only: { type: "string" },
+        out: { type: "string" },
+        merge: { type: "string" },
+      },
+    });
+  } catch (err) {
+    return usage((err as Error).message);
+  }
+})();
+if (flags.runs !== undefined && !/^[1-9]\d*$/.test(flags.runs)) {
+  usage(`--runs: expected a positive integer, got ${JSON.stringify(flags.runs)}`);
+}
 const short = flags.short === true;
 const only = flags.only?.split(",") ?? (short ? SHORT : undefined);
 for (const id of only ?? []) {
-  if (!ALL.some((s) => s.id === id)) throw new Error(`--only: unknown fault ${id}`);
+  if (!ALL.some((s) => s.id === id)) usage(`--only: unknown fault ${id}`);
 }
 const scenarios = ALL.filter((s) => !only || only.includes(s.id));
 const runsOf = (s: Scenario<Topology>) =>
