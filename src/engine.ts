@@ -88,7 +88,10 @@ export class PullEngine {
   private readonly retry = new Backoff();
   private readonly recovery: Recovery;
   private finished: Promise<void> | undefined;
-  /** drain()'s hold before its unsubscribe (see youngHoldMs); a harsher end proceeds at once. */
+  /**
+   * The hold before drain()'s unsubscribe (see youngHoldMs); a later end during it (close(), an
+   * abort), or the connection closing, proceeds at once.
+   */
   private hold:
     | { timer: ReturnType<typeof setTimeout>; proceed: (timeoutMs: number) => void }
     | undefined;
@@ -361,11 +364,13 @@ export class PullEngine {
   /**
    * Unsubscribes every inbox behind a fence (UNSUB, then PING/PONG) so that every message the
    * server sent before the unsubscribe is delivered, bounded by `timeoutMs`, and clears every
-   * timer (the connection listeners stay until {@link dispose}). `timeoutMs` 0 (or a disconnected / closed connection) skips the fence.
-   * Resolves when no subscription of ours is left. A later call shortens a fence in
-   * progress to its own bound (a harsher end cuts a gentler one) and resolves with the first.
+   * timer (the connection listeners stay until {@link dispose}). `timeoutMs` 0 (or a
+   * disconnected / closed connection) skips the fence. Before it, up to `holdMaxMs`, a hold while
+   * the newest open request is young (see {@link youngHoldMs}). Resolves when no subscription of
+   * ours is left. A later call ends a hold at once and shortens a fence in progress to its own
+   * bound (a harsher end cuts a gentler one); it resolves with the first.
    */
-  close(timeoutMs: number, holdYoung = false): Promise<void> {
+  close(timeoutMs: number, holdMaxMs = 0): Promise<void> {
     this.stopPulling();
     const fence = timeoutMs > 0 && this.link.connected && !this.cfg.nc.isClosed();
     const bound = fence ? timeoutMs : 0;
@@ -374,8 +379,8 @@ export class PullEngine {
       this.hold.proceed(bound);
       return this.finished as Promise<void>;
     }
-    if (!this.finished && fence && holdYoung) {
-      const holdMs = Math.min(this.youngHoldMs(), timeoutMs - 1);
+    if (!this.finished && fence && holdMaxMs > 0) {
+      const holdMs = Math.min(this.youngHoldMs(), holdMaxMs);
       if (holdMs > 0) {
         this.finished = new Promise<void>((resolve) => {
           const proceed = (t: number) => {
@@ -384,10 +389,7 @@ export class PullEngine {
             this.hold = undefined;
             void this.inboxes.closeAll(t).then(resolve);
           };
-          this.hold = {
-            timer: setTimeout(() => proceed(timeoutMs - holdMs), holdMs),
-            proceed,
-          };
+          this.hold = { timer: setTimeout(() => proceed(timeoutMs), holdMs), proceed };
         });
         return this.finished;
       }
@@ -404,8 +406,8 @@ export class PullEngine {
    * what it sends to such a request after our UNSUB would wait for ack_wait. So while the newest
    * open request is that young, on a server that may be one of those (it is in a cluster or a
    * JetStream domain, or the API is reached through a prefix), the inbox listens until the
-   * request is 2 s old; what arrives meanwhile is handed out. 0 on a lone server, or with no
-   * request open.
+   * request is 2 s old; what arrives meanwhile is handed out. (close() does not wait: its bound
+   * is 1 s; docs/faults.md.) 0 on a lone server, or with no request open.
    */
   private youngHoldMs(): number {
     if (this.ledger.openRequests === 0) return 0;

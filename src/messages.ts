@@ -80,7 +80,8 @@ export interface Counters {
   /** Handed to the user (next, for await, callback). */
   processed: number;
   /**
-   * NAKed by the library (close, break, abort, or arriving with no request to account them). For
+   * NAKed by the library (close, break, abort, or arriving with no request to account them; what
+   * arrives after close() is NAKed once the unsubscribe is done, and counted at once). For
    * an ordered consumer (ack none) nothing is sent: the message is discarded, and a later
    * iterator of the same consumer starts after the last message handed out.
    */
@@ -140,6 +141,8 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
   private detachSignal: (() => void) | undefined;
   /** Acks of this iterator's messages, published once per turn (acks.ts). */
   private readonly acks: AckQueue;
+  /** Arrived after the channel closed, before the engine did: NAKed once it has. */
+  private readonly arrivedClosed: JsMsg[] = [];
   /** An ordered consumer's shared state: the last message handed out is recorded there. */
   private readonly ordered: OrderedState | undefined;
 
@@ -177,9 +180,17 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
         held: this.channel,
         deliver: (m, bytes) => {
           this.counts.received++;
-          if (!this.channel.push(m, bytes)) {
+          if (this.channel.push(m, bytes)) return;
+          // Closed: back to the server — once our unsubscribe is done, so that the server does
+          // not hand it straight back to our own request (on a cluster, one still young and
+          // served without interest: a NAK loop that leaves messages in flight at the UNSUB).
+          if (this.engineClosed) {
             this.disposeOf(m, "nak");
             this.acks.flush();
+          } else {
+            // Counted as NAKed now; its NAK leaves when the engine is closed.
+            this.counts.naked++;
+            this.arrivedClosed.push(m);
           }
         },
         reject: (m, reason) => {
@@ -219,7 +230,8 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     // The error that ends the iterator is known now; a close() during the fence keeps it.
     this.terminal = error;
     this.engine.stopPulling();
-    void this.engine.close(timeoutMs, true).then(() => {
+    // On a cluster or domain the fence may first hold for a young request, within `timeoutMs`.
+    void this.engine.close(timeoutMs, timeoutMs - 1).then(() => {
       // The fence is done: nothing more can arrive, so the end may release an ordered consumer.
       this.engineClosed = true;
       this.toClosed(undefined, "keep");
@@ -252,6 +264,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     this.acks.flush();
     void engineClosed.then(() => {
       this.engineClosed = true;
+      this.discardArrivedClosed("nak");
       this.maybeDone();
     });
   }
@@ -309,7 +322,25 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     this.done.resolve(this.terminal);
   }
 
+  /**
+   * Messages that arrived after the channel closed (already counted as NAKed): their NAKs leave
+   * once the engine is closed; a lost connection drops them instead.
+   */
+  private discardArrivedClosed(how: "nak" | "lost"): void {
+    const late = this.arrivedClosed.splice(0);
+    for (const m of late) {
+      if (how === "lost") {
+        this.counts.naked--;
+        this.counts.dropped++;
+      } else if (!this.ordered && !m.isAcked) {
+        m.nak();
+      }
+    }
+    if (late.length > 0) this.acks.flush();
+  }
+
   private discardBuffer(how: "nak" | "lost"): void {
+    if (how === "lost") this.discardArrivedClosed("lost");
     for (const m of this.channel.discard()) this.disposeOf(m, how);
     // The library's own NAKs leave at once, not at the end of the turn.
     this.acks.flush();

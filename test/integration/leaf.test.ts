@@ -230,8 +230,7 @@ describe("2.9.10 with leafnodes enabled serves a pull request younger than 2 s w
   // leafnodes block), not only through the leaf. drain() therefore listens until the newest open
   // request is 2 s old before it unsubscribes, on a server that may be one of those (in a cluster,
   // in a JetStream domain, or reached through an API prefix): what arrives meanwhile is handed
-  // out. close() does not wait (its bound is 1 s): it can still strand what the server sends in
-  // that window (BUG, it.fails below; documented in docs/faults.md).
+  // out. close() does not hold (see the it.fails below).
   for (const where of ["leaf", "hub"] as const) {
     it(`client on the ${where}: drain() right after the first pull, then 5 published: none waits for ack_wait`, async () => {
       const { stream, subject } = await freshConsumer(topo.hub, { ack_wait: 30_000_000_000 });
@@ -260,6 +259,10 @@ describe("2.9.10 with leafnodes enabled serves a pull request younger than 2 s w
     });
   }
 
+  // BUG (known limitation, docs/faults.md): close() does not hold (its bound is 1 s); what the hub
+  // sends in the window goes to nobody. (Holding close() for 2 s and NAKing what arrives after
+  // the unsubscribe was tried: on the leaf the 5 still stayed un-acked on the hub — not understood
+  // yet.)
   it.fails("client on the leaf: close() right after the first pull, then 5 published: none waits for ack_wait", async () => {
     const { stream, subject } = await freshConsumer(topo.hub, { ack_wait: 30_000_000_000 });
     const { messages, nc } = await consumeFromLeaf("pullMessages", stream, { max_messages: 20 });
@@ -269,12 +272,24 @@ describe("2.9.10 with leafnodes enabled serves a pull request younger than 2 s w
         5000,
         "the pull on the hub",
       );
-      expect(await within(messages.close(), 5000, "close()")).toBeUndefined();
+      expect(await within(messages.close(), 1000, "close()")).toBeUndefined();
       await publishN(topo.hub.url, subject, 5);
-      await sleep(500);
-      const ci = await consumerInfo(topo.hub.url, stream, "c");
-      console.info(`leaf: close() then 5 published: ${ci.num_ack_pending} stranded`);
+      // What arrives during close()'s hold is NAKed; closed() resolves once it is over.
+      await within(messages.closed(), 5000, "closed()");
+      let ci = await consumerInfo(topo.hub.url, stream, "c");
+      await until(
+        async () => {
+          ci = await consumerInfo(topo.hub.url, stream, "c");
+          return ci.num_ack_pending === 0;
+        },
+        3000,
+        "nothing waiting for ack_wait",
+      ).catch(() => {});
+      console.info(
+        `leaf: close() then 5 published: ${ci.num_ack_pending} stranded; ${JSON.stringify(messages.counters())} ${JSON.stringify({ d: ci.delivered, af: ci.ack_floor, np: ci.num_pending, nr: ci.num_redelivered, nw: ci.num_waiting })}`,
+      );
       expect(ci.num_ack_pending).toBe(0);
+      expect(ci.num_pending).toBe(5);
     } finally {
       await nc.close();
     }
