@@ -93,7 +93,12 @@ export class PullEngine {
    * abort), or the connection closing, proceeds at once.
    */
   private hold:
-    | { timer: ReturnType<typeof setTimeout>; proceed: (timeoutMs: number) => void }
+    | {
+        timer: ReturnType<typeof setTimeout>;
+        proceed: (timeoutMs: number) => void;
+        /** The fence's share of the bound now (0 when the connection is down). */
+        rest: () => number;
+      }
     | undefined;
   private readonly ackTarget: AckTarget;
   /** An ordered consumer's position and current server consumer; undefined for a durable. */
@@ -130,6 +135,8 @@ export class PullEngine {
     this.monitor = new HeartbeatMonitor(cfg.opts.idle_heartbeat, (n) => this.missed(n));
     this.link = new Link(cfg.nc, {
       disconnected: () => {
+        // No fence on a connection that is down: a drain() holding for a young request stops.
+        this.hold?.proceed(0);
         // The server was sending us more: messages of the newest pull were arriving; or none had
         // yet, but the server had more for us (the last ack subject, or consumer info, said so;
         // with no word at all, the pull was just published): it queues a whole batch at once, so
@@ -309,6 +316,8 @@ export class PullEngine {
    * what is held drops.
    */
   maybePull(): void {
+    // drain()'s hold is for an open request: once none is (it completed or ended), unsubscribe.
+    if (this.hold && this.ledger.openRequests === 0) this.hold.proceed(this.hold.rest());
     if (!this.running || !this.link.connected || this.retry.pending) return;
     const g = this.inboxes.current;
     if (!g || g.fencing) return;
@@ -382,6 +391,7 @@ export class PullEngine {
     if (!this.finished && fence && holdMaxMs > 0) {
       const holdMs = Math.min(this.youngHoldMs(), holdMaxMs);
       if (holdMs > 0) {
+        const startedAt = Date.now();
         this.finished = new Promise<void>((resolve) => {
           const proceed = (t: number) => {
             if (!this.hold) return;
@@ -389,7 +399,12 @@ export class PullEngine {
             this.hold = undefined;
             void this.inboxes.closeAll(t).then(resolve);
           };
-          this.hold = { timer: setTimeout(() => proceed(timeoutMs), holdMs), proceed };
+          // What is left of the bound, for the fence; none on a connection that went down.
+          const rest = () =>
+            this.link.connected && !this.cfg.nc.isClosed()
+              ? Math.max(1, timeoutMs - (Date.now() - startedAt))
+              : 0;
+          this.hold = { timer: setTimeout(() => proceed(rest()), holdMs), proceed, rest };
         });
         return this.finished;
       }

@@ -73,7 +73,10 @@ export class ConsumerLookup {
     // Nothing to ask about (an ordered consumer being re-created): no urgency either, so that it
     // does not linger into a later, ordinary lookup.
     const subject = this.cfg.subject();
-    if (subject === undefined) return;
+    if (subject === undefined) {
+      this.urgent = false;
+      return;
+    }
     if (urgent) this.urgent = true;
     if (this.inFlight || this.timer) return;
     const { nc } = this.cfg;

@@ -276,7 +276,7 @@ export interface NextMessageOptions {
   bind?: boolean;
   /**
    * Aborting it rejects `nextMessage()` with `AbortError`; a message that arrives after the abort
-   * is NAKed at once (redelivered), never delivered to nobody.
+   * is NAKed (redelivered) once the unsubscribe is confirmed, never delivered to nobody.
    */
   signal?: AbortSignal;
 }

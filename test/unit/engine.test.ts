@@ -877,6 +877,39 @@ describe("drain() on a server that may serve a young request without interest (c
     await shutdown(ctx);
   });
 
+  it("drain({ timeout: 1000 }) right after the pull, the PONG never coming: the hold and the fence together stay within 1000 ms", async () => {
+    const ctx = start({}, { cluster: "c1", flushMode: "hold" });
+    const drained = track(ctx.messages.drain({ timeout: 1_000 }));
+    await tick(999);
+    expect(drained.state).toBe("pending");
+    await tick(2);
+    expect(drained.state).toBe("resolved");
+    await shutdown(ctx);
+  });
+
+  it("a disconnect during the hold: no fence on a connection that is down; drain() ends at once", async () => {
+    const ctx = start({}, { cluster: "c1", flushMode: "hold" });
+    const drained = track(ctx.messages.drain());
+    await tick(500);
+    ctx.nc.disconnect();
+    await tick();
+    expect(drained.state).toBe("resolved");
+    await shutdown(ctx);
+  });
+
+  it("the open request ends (408) during the hold: nothing is left to wait for; unsubscribed at once", async () => {
+    const ctx = start({}, { cluster: "c1" });
+    const { nc } = ctx;
+    const drained = track(ctx.messages.drain());
+    await tick(50);
+    expect(nc.liveSubscriptions).toBe(1);
+    nc.endPull(nc.lastPull(), 408, "Request Timeout");
+    await tick();
+    expect(nc.liveSubscriptions).toBe(0);
+    expect(drained.state).toBe("resolved");
+    await shutdown(ctx);
+  });
+
   it("a lone server (no cluster, no domain, the default API prefix): drain unsubscribes at once", async () => {
     const ctx = start();
     const { nc, messages } = ctx;
