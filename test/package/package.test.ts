@@ -240,6 +240,7 @@ interface Project {
 }
 
 let work: string;
+let stage: string;
 let tarball: string;
 let entries: string[];
 let server: NatsServer;
@@ -253,7 +254,7 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "jsiter-package-"));
 
   // 1. build and pack a staging copy of the repository
-  const stage = join(work, "repo");
+  stage = join(work, "repo");
   copySources(ROOT, stage);
   symlinkSync(join(ROOT, "node_modules"), join(stage, "node_modules"), "dir");
   await run("npm", ["run", "build"], stage);
@@ -314,6 +315,23 @@ afterAll(async () => {
 });
 
 describe("npm pack", () => {
+  it("publint finds nothing to fix in the package", async () => {
+    const r = await run(join(ROOT, "node_modules", ".bin", "publint"), ["--strict", stage], work);
+    expect(r.stdout).toMatch(/All good!/);
+  }, 120_000);
+
+  it("@arethetypeswrong/cli: the tarball's types resolve for node10, node16 (CJS and ESM) and bundlers", async () => {
+    const r = await run(
+      join(ROOT, "node_modules", ".bin", "attw"),
+      [tarball, "--format", "json"],
+      work,
+    );
+    const report = JSON.parse(r.stdout) as { problems?: object; analysis?: { problems?: object } };
+    const problems = report.problems ?? report.analysis?.problems;
+    expect(problems).toBeDefined(); // the report has the shape read here
+    expect(Object.keys(problems as object)).toEqual([]);
+  }, 120_000);
+
   it("the tarball holds only package.json, README.md, LICENSE, dist/** and src/** (for source maps), no tests", () => {
     const allowed = /^package\/(package\.json|README\.md|LICENSE|dist\/.+|src\/.+\.ts)$/;
     expect(entries.filter((e) => !allowed.test(e))).toEqual([]);
