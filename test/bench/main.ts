@@ -21,13 +21,18 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { AckPolicy, DeliverPolicy, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
+import { packageRoot } from "../../src/cli/root.js";
 import { createStream, findNatsServer, NatsServer, publishN } from "../harness/index.js";
 import { chartSpec, type Meta, markdown, payloadLabel, type Run } from "./report.js";
 import { CONTENDERS, type Contender, type Job, type Result } from "./types.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root: the nearest folder up from here whose package.json is this project's. */
-const root = findRoot(here);
+const root =
+  packageRoot(fileURLToPath(import.meta.url)) ??
+  (() => {
+    throw new Error(`no jetstream-iter package.json above ${here}`);
+  })();
 const childJs = join(here, "child.js");
 
 /** A bad argument: one line on stderr and exit 2, as the CLI does (never a stack trace). */
@@ -377,18 +382,6 @@ function plan(url: string): Planned[] {
     }
   }
   return out;
-}
-
-function findRoot(from: string): string {
-  for (let dir = from; ; dir = dirname(dir)) {
-    try {
-      const p = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name?: string };
-      if (p.name === "jetstream-iter") return dir;
-    } catch {
-      // no package.json here
-    }
-    if (dirname(dir) === dir) throw new Error(`no jetstream-iter package.json above ${from}`);
-  }
 }
 
 function version(pkg: string): string {

@@ -24,6 +24,7 @@ import { cpus, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { packageRoot } from "../../src/cli/root.js";
 import { findNatsServer } from "../harness/index.js";
 import { RUN_DIR_ENV, reapRecorded } from "../harness/registry.js";
 import { type Failure, runLine, table } from "./report.js";
@@ -35,19 +36,11 @@ import { slowCut } from "./scenarios/slow.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root: the nearest folder up from here whose package.json is this project's. */
-const root = findRoot(here);
-
-function findRoot(from: string): string {
-  for (let dir = from; ; dir = dirname(dir)) {
-    try {
-      const p = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name?: string };
-      if (p.name === "jetstream-iter") return dir;
-    } catch {
-      // no package.json here
-    }
-    if (dirname(dir) === dir) throw new Error(`no jetstream-iter package.json above ${from}`);
-  }
-}
+const root =
+  packageRoot(fileURLToPath(import.meta.url)) ??
+  (() => {
+    throw new Error(`no jetstream-iter package.json above ${here}`);
+  })();
 
 function version(pkg: string): string {
   try {
