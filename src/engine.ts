@@ -89,8 +89,9 @@ export class PullEngine {
   private readonly recovery: Recovery;
   private finished: Promise<void> | undefined;
   /**
-   * The hold before drain()'s unsubscribe (see youngHoldMs); a later end during it (close(), an
-   * abort), or the connection closing, proceeds at once.
+   * The hold before the unsubscribe of drain() or close() (see youngHoldMs). A later close() or
+   * abort during it keeps holding, with its own, shorter bound for the fence after it; the
+   * connection going down or closing, or the last open request ending, proceeds at once.
    */
   private hold:
     | {
@@ -98,6 +99,8 @@ export class PullEngine {
         proceed: (timeoutMs: number) => void;
         /** The fence's share of the bound now (0 when the connection is down). */
         rest: () => number;
+        /** The shortest fence bound any end asked for, ms. */
+        fenceMax: number;
       }
     | undefined;
   private readonly ackTarget: AckTarget;
@@ -376,16 +379,19 @@ export class PullEngine {
    * timer (the connection listeners stay until {@link dispose}). `timeoutMs` 0 (or a
    * disconnected / closed connection) skips the fence. Before it, up to `holdMaxMs`, a hold while
    * the newest open request is young (see {@link youngHoldMs}). Resolves when no subscription of
-   * ours is left. A later call ends a hold at once and shortens a fence in progress to its own
-   * bound (a harsher end cuts a gentler one); it resolves with the first.
+   * ours is left. A later call during a hold keeps holding when it holds too (`holdMaxMs` > 0),
+   * with the shorter fence bound of the two after it, and ends the hold at once when it does not;
+   * a later call during a fence shortens it to its own bound (a harsher end cuts a gentler one).
+   * Every call resolves with the first.
    */
   close(timeoutMs: number, holdMaxMs = 0): Promise<void> {
     this.stopPulling();
     const fence = timeoutMs > 0 && this.link.connected && !this.cfg.nc.isClosed();
     const bound = fence ? timeoutMs : 0;
     if (this.hold) {
-      // A later end during drain()'s hold (close(), an abort): unsubscribe now, to its bound.
-      this.hold.proceed(bound);
+      this.hold.fenceMax = Math.min(this.hold.fenceMax, bound);
+      // A later end that does not hold (a connection that is gone): unsubscribe now.
+      if (holdMaxMs <= 0 || bound === 0) this.hold.proceed(this.hold.rest());
       return this.finished as Promise<void>;
     }
     if (!this.finished && fence && holdMaxMs > 0) {
@@ -402,9 +408,17 @@ export class PullEngine {
           // What is left of the bound, for the fence; none on a connection that went down.
           const rest = () =>
             this.link.connected && !this.cfg.nc.isClosed()
-              ? Math.max(1, timeoutMs - (Date.now() - startedAt))
+              ? Math.max(
+                  1,
+                  Math.min(this.hold?.fenceMax ?? timeoutMs, timeoutMs - (Date.now() - startedAt)),
+                )
               : 0;
-          this.hold = { timer: setTimeout(() => proceed(rest()), holdMs), proceed, rest };
+          this.hold = {
+            timer: setTimeout(() => proceed(rest()), holdMs),
+            proceed,
+            rest,
+            fenceMax: timeoutMs,
+          };
         });
         return this.finished;
       }
@@ -415,14 +429,14 @@ export class PullEngine {
   }
 
   /**
-   * How long drain() keeps listening before it unsubscribes, ms. nats-server 2.9 serves a pull
+   * How long drain() and close() keep listening before they unsubscribe, ms. nats-server 2.9 serves a pull
    * request younger than 2 s without checking that anyone listens on its reply when it has
    * leafnodes or gateways enabled (consumer.go nextWaiting, defaultGatewayRecentSubExpiration):
    * what it sends to such a request after our UNSUB would wait for ack_wait. So while the newest
    * open request is that young, on a server that may be one of those (it is in a cluster or a
    * JetStream domain, or the API is reached through a prefix), the inbox listens until the
-   * request is 2 s old; what arrives meanwhile is handed out. (close() does not wait: its bound
-   * is 1 s; docs/faults.md.) 0 on a lone server, or with no request open.
+   * request is 2 s old: what arrives meanwhile is handed out after drain(), and NAKed after
+   * close() (once the unsubscribe is done). 0 on a lone server, or with no request open.
    */
   private youngHoldMs(): number {
     if (this.ledger.openRequests === 0) return 0;

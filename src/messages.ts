@@ -254,9 +254,12 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     // Unsubscribe first, NAK after: the server handles the UNSUB before the NAKs, so it does
     // not hand the NAKed messages straight back to our own open request. (nats-server < 2.10.14
     // can then hold one NAKed message until ack_wait: docs/faults.md, "A known nats-server 2.9
-    // bug".) A fence already out
-    // (drain) is shortened to close()'s bound, or ended for a connection that is gone.
-    const engineClosed = this.engine.close(buffer === "nak" ? CLOSE_FENCE_TIMEOUT : 0);
+    // bug".) On a server that may serve a young request without interest (a cluster, a domain:
+    // engine.ts youngHoldMs) the unsubscribe waits until our newest request is 2 s old, and what
+    // arrives meanwhile is NAKed after it. A fence already out (drain) is shortened to close()'s
+    // bound, or ended for a connection that is gone.
+    const nak = buffer === "nak";
+    const engineClosed = this.engine.close(nak ? CLOSE_FENCE_TIMEOUT : 0, nak ? Infinity : 0);
     if (buffer !== "keep") this.discardBuffer(buffer);
     if (verdict instanceof Promise) void verdict.then((e) => this.closeChannel(e));
     else this.closeChannel(verdict);
@@ -546,8 +549,11 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
   /**
    * Immediate end: closes now; buffered messages never handed out are NAKed (redelivered at
    * once), and so is any that arrives while the server confirms the unsubscribe (at most
-   * {@link CLOSE_FENCE_TIMEOUT} ms; at once on a closed connection). Cuts a `drain()` in
-   * progress: its fence is shortened to the same bound, and what is still buffered is NAKed.
+   * {@link CLOSE_FENCE_TIMEOUT} ms; at once on a closed connection). On a server in a cluster or
+   * a JetStream domain, the unsubscribe first waits until the newest pull request is 2 s old
+   * (at most ~2.1 s; nats-server 2.9 serves a younger request without checking that anyone
+   * listens: docs/faults.md, "Topologies"); what arrives meanwhile is NAKed too. Cuts a `drain()`
+   * in progress: its fence is shortened to the same bound, and what is still buffered is NAKed.
    * Resolves `undefined`, or the error that ended the iterator, once it is closed, empty and its
    * subscriptions are gone — without waiting for a callback still running (so it can be awaited
    * inside one; `closed()` waits for that too, and resolves the callback's error if it then

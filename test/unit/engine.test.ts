@@ -846,7 +846,7 @@ describe("next()", () => {
   });
 });
 
-describe("drain() on a server that may serve a young request without interest (cluster, domain)", () => {
+describe("drain() and close() on a server that may serve a young request without interest (cluster, domain)", () => {
   it("drain 500 ms after the pull: listens until it is 2 s old, hands out what arrives meanwhile, then unsubscribes", async () => {
     const ctx = start({}, { cluster: "c1" });
     const { nc, messages } = ctx;
@@ -864,16 +864,44 @@ describe("drain() on a server that may serve a young request without interest (c
     await shutdown(ctx);
   });
 
-  it("close() during drain's hold: unsubscribes at once (a harsher end cuts the hold)", async () => {
-    const ctx = start({}, { cluster: "c1" });
+  it("close() during drain's hold: still listens until the request is 2 s old, NAKs what arrives after the unsubscribe, then fences with close()'s 1 s bound", async () => {
+    const ctx = start({}, { cluster: "c1", flushMode: "hold" });
     const { nc, messages } = ctx;
-    const drained = track(messages.drain());
+    const drained = track(messages.drain({ timeout: 30_000 }));
     await tick(100);
-    expect(nc.liveSubscriptions).toBe(1);
-    void messages.close();
+    const closing = track(messages.close());
     await tick();
-    expect(nc.liveSubscriptions).toBe(0);
-    expect(drained.state).toBe("resolved");
+    expect(drained.state).toBe("resolved"); // the end has come: drain()'s promise is kept
+    const sub = nc.subscriptions[0];
+    expect(sub?.state).toBe("open"); // the request is 0.1 s old: still listening, no UNSUB
+    nc.sendData(nc.lastPull(), { seq: 5 });
+    await tick();
+    expect(nc.naks()).toHaveLength(0); // not while our young request could get it straight back
+    await tick(2_050);
+    expect(sub?.state).toBe("draining"); // 2.1 s: UNSUB sent; the PONG never comes
+    expect(nc.naks()).toHaveLength(0);
+    expect(closing.state).toBe("pending");
+    await tick(900);
+    expect(closing.state).toBe("pending");
+    await tick(200);
+    expect(closing.state).toBe("resolved"); // close()'s bound, not drain()'s 30 s
+    expect(nc.naks()).toHaveLength(1);
+    expect(messages.counters()).toMatchObject({ received: 1, processed: 0, naked: 1 });
+    await shutdown(ctx);
+  });
+
+  it("an abort during close()'s hold changes nothing (close() already holds); a disconnect ends it at once", async () => {
+    const ac = new AbortController();
+    const ctx = start({ signal: ac.signal }, { cluster: "c1" });
+    const closing = track(ctx.messages.close());
+    await tick(100);
+    ac.abort();
+    await tick();
+    expect(closing.state).toBe("pending");
+    expect(ctx.nc.liveSubscriptions).toBe(1);
+    ctx.nc.disconnect();
+    await tick();
+    expect(closing.state).toBe("resolved");
     await shutdown(ctx);
   });
 
@@ -907,6 +935,38 @@ describe("drain() on a server that may serve a young request without interest (c
     await tick();
     expect(nc.liveSubscriptions).toBe(0);
     expect(drained.state).toBe("resolved");
+    await shutdown(ctx);
+  });
+
+  it("close() 500 ms after the pull: listens until it is 2 s old; what arrives meanwhile is NAKed once unsubscribed", async () => {
+    const ctx = start({}, { cluster: "c1" });
+    const { nc, messages } = ctx;
+    nc.sendData(nc.lastPull(), { seq: 1 });
+    await tick(500);
+    const closing = track(messages.close());
+    await tick();
+    expect(nc.naks()).toHaveLength(1); // the buffer: NAKed at once (not at risk: not in flight)
+    await tick(1_000);
+    expect(nc.liveSubscriptions).toBe(1);
+    nc.sendData(nc.lastPull(), { seq: 2 });
+    await tick();
+    expect(nc.naks()).toHaveLength(1);
+    expect(messages.counters()).toMatchObject({ received: 2, naked: 2 });
+    await tick(600);
+    expect(nc.liveSubscriptions).toBe(0);
+    await tick();
+    expect(closing.state).toBe("resolved");
+    expect(nc.naks()).toHaveLength(2);
+    await expect(messages.closed()).resolves.toBeUndefined();
+    await shutdown(ctx);
+  });
+
+  it("a lone server: close() unsubscribes at once", async () => {
+    const ctx = start();
+    const closing = track(ctx.messages.close());
+    await tick();
+    expect(ctx.nc.liveSubscriptions).toBe(0);
+    expect(closing.state).toBe("resolved");
     await shutdown(ctx);
   });
 
