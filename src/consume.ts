@@ -139,7 +139,8 @@ export async function fetchMessages<C extends PullConsumerLike>(
  * subscription removed). Rejects with the error that ended the fetch (missed heartbeats, a
  * missing consumer or stream, a refused request, a lost connection), and with `AbortError` when
  * `signal` aborts before a message was handed over: a message that arrives after the abort is
- * NAKed (once the unsubscribe is confirmed, within a second), never delivered to nobody.
+ * NAKed (once the unsubscribe is confirmed: within a second, on a cluster or domain up to ~2.1 s
+ * more first while the pull is younger than 2 s), never delivered to nobody.
  * Validation errors reject before any I/O.
  */
 export async function nextMessage<C extends PullConsumerLike>(

@@ -319,8 +319,7 @@ export class PullEngine {
    * what is held drops.
    */
   maybePull(): void {
-    // drain()'s hold is for an open request: once none is (it completed or ended), unsubscribe.
-    if (this.hold && this.ledger.openRequests === 0) this.hold.proceed(this.hold.rest());
+    this.endHoldIfIdle();
     if (!this.running || !this.link.connected || this.retry.pending) return;
     const g = this.inboxes.current;
     if (!g || g.fencing) return;
@@ -406,12 +405,12 @@ export class PullEngine {
             void this.inboxes.closeAll(t).then(resolve);
           };
           // What is left of the bound, for the fence; none on a connection that went down.
+          // drain()'s timeout bounds its hold and fence together; close()'s hold (holdMaxMs
+          // Infinity: bounded by youngHoldMs alone) leaves close()'s whole bound to the fence.
+          const deadline = holdMaxMs === Infinity ? Infinity : startedAt + timeoutMs;
           const rest = () =>
             this.link.connected && !this.cfg.nc.isClosed()
-              ? Math.max(
-                  1,
-                  Math.min(this.hold?.fenceMax ?? timeoutMs, timeoutMs - (Date.now() - startedAt)),
-                )
+              ? Math.max(1, Math.min(this.hold?.fenceMax ?? timeoutMs, deadline - Date.now()))
               : 0;
           this.hold = {
             timer: setTimeout(() => proceed(rest()), holdMs),
@@ -428,6 +427,11 @@ export class PullEngine {
     return this.finished;
   }
 
+  /** A hold is for an open request: once none is (it completed or ended), unsubscribe. */
+  private endHoldIfIdle(): void {
+    if (this.hold && this.ledger.openRequests === 0) this.hold.proceed(this.hold.rest());
+  }
+
   /**
    * How long drain() and close() keep listening before they unsubscribe, ms. nats-server 2.9 serves a pull
    * request younger than 2 s without checking that anyone listens on its reply when it has
@@ -436,10 +440,13 @@ export class PullEngine {
    * open request is that young, on a server that may be one of those (it is in a cluster or a
    * JetStream domain, or the API is reached through a prefix), the inbox listens until the
    * request is 2 s old: what arrives meanwhile is handed out after drain(), and NAKed after
-   * close() (once the unsubscribe is done). 0 on a lone server, or with no request open.
+   * close() (once the unsubscribe is done). 0 on a lone server, with no request open, or for an
+   * ordered consumer.
    */
   private youngHoldMs(): number {
-    if (this.ledger.openRequests === 0) return 0;
+    // An ordered consumer acks nothing: nothing it misses waits for ack_wait, and the next
+    // iterator of it resumes after the last message handed out.
+    if (this.ledger.openRequests === 0 || this.cursor) return 0;
     const info = this.cfg.nc.info;
     const mayBe = !!(info?.cluster || info?.domain) || this.cfg.prefix !== DEFAULT_API_PREFIX;
     if (!mayBe) return 0;
@@ -529,7 +536,11 @@ export class PullEngine {
       return;
     }
     if (msg.reply) handleData(this.parts, g, msg, msg.reply);
-    else handleStatus(this.parts, g, msg);
+    else {
+      handleStatus(this.parts, g, msg);
+      // Also after the statuses that end the iterator or a fetch, which return before maybePull.
+      this.endHoldIfIdle();
+    }
   }
 
   /** Whether the server showed life since the newest request was published (or none is open). */

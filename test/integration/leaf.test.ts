@@ -325,6 +325,41 @@ describe("2.9.10 with leafnodes enabled serves a pull request younger than 2 s w
   }
 });
 
+describe("an ordered consumer does not hold (it acks nothing: nothing it misses waits for ack_wait)", () => {
+  it("client on the leaf, ordered consumer of the hub's stream: break right after the first pull ends at once, not after the 2 s hold; a second iterator resumes with every message once", async () => {
+    const { stream, subject } = await freshConsumer(topo.hub, {});
+    await publishN(topo.hub.url, subject, 3);
+    const nc = await connect({ servers: topo.leaf.url, ...reconnecting });
+    try {
+      const c = await jetstream(nc, { domain: topo.hubDomain }).consumers.get(stream);
+      const first = await consume(c, { max_messages: 20 });
+      const seqs: number[] = [];
+      const started = Date.now();
+      for await (const m of first) {
+        seqs.push(m.info.streamSequence);
+        break;
+      }
+      await within(first.closed(), 5000, "closed()");
+      const tookMs = Date.now() - started;
+      // The young-request hold would take 2 s at least (the pull went out just now).
+      expect(tookMs).toBeLessThan(1_900);
+      await publishN(topo.hub.url, subject, 2);
+      const second = await consume(c, { max_messages: 20 });
+      try {
+        while (seqs.length < 5) {
+          const m = await within(second.next(), 5000, `message ${seqs.length + 1}`);
+          seqs.push(m.info.streamSequence);
+        }
+        expect(seqs).toEqual([1, 2, 3, 4, 5]);
+      } finally {
+        await within(second.close(), 5000, "close()");
+      }
+    } finally {
+      await nc.close();
+    }
+  });
+});
+
 /**
  * Publishes `<subject>` messages numbered 0, 1, 2… from a connection to the hub until stopped;
  * records what the hub acked.

@@ -961,6 +961,25 @@ describe("drain() and close() on a server that may serve a young request without
     await shutdown(ctx);
   });
 
+  it("close() right after the pull, the PONG never coming: the hold (2.1 s) does not eat close()'s 1 s fence", async () => {
+    const ctx = start({}, { cluster: "c1", flushMode: "hold" });
+    const { nc, messages } = ctx;
+    const closing = track(messages.close());
+    await tick(2_050);
+    const sub = nc.subscriptions[0];
+    expect(sub?.state).toBe("open");
+    await tick(100);
+    expect(sub?.state).toBe("draining"); // UNSUB out at 2.1 s
+    await tick(900);
+    expect(closing.state).toBe("pending"); // still waiting for the PONG: 0.9 s into the fence
+    nc.sendData(nc.lastPull(), { seq: 9 }); // sent before the server saw the UNSUB
+    await tick(200);
+    expect(closing.state).toBe("resolved");
+    expect(messages.counters()).toMatchObject({ received: 1, naked: 1 });
+    expect(nc.naks()).toHaveLength(1);
+    await shutdown(ctx);
+  });
+
   it("a lone server: close() unsubscribes at once", async () => {
     const ctx = start();
     const closing = track(ctx.messages.close());
