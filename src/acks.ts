@@ -8,7 +8,7 @@
  * acks and publishing them together puts every ack of a loop running over its buffer into the
  * outbound buffer at once: one write.
  *
- * How, with nothing but `queueMicrotask` (so the same code runs in Node, Deno, Bun and
+ * How, with nothing but promise microtasks (so the same code runs in Node, Deno, Bun and
  * browsers): the first ack queued schedules a check, a microtask that re-queues itself. Each
  * time it runs, every microtask queued before it has run: one *generation* of the microtask
  * queue has passed, and a promise chain (a `for await` loop's iterations, an awaited handler)
@@ -47,6 +47,14 @@ let queuedSinceCheck = 0;
 let idleGenerations = 0;
 let checkScheduled = false;
 
+/**
+ * Schedules the check: `RESOLVED.then(check)` queues a microtask as `queueMicrotask` does (same
+ * queue, same order) for less in Node, where `queueMicrotask` wraps every callback for
+ * async_hooks. Measured on a `for await` over 200,000 acks, best of 15: `process.nextTick` 0.19
+ * µs per ack, this check 0.29, the same check on `queueMicrotask` 0.43.
+ */
+const RESOLVED = Promise.resolve();
+
 function check(): void {
   if (queuedSinceCheck > 0) {
     queuedSinceCheck = 0;
@@ -55,7 +63,7 @@ function check(): void {
     idleGenerations++;
   }
   if (idleGenerations < IDLE_GENERATIONS) {
-    queueMicrotask(check);
+    RESOLVED.then(check);
     return;
   }
   checkScheduled = false;
@@ -69,7 +77,7 @@ function noteQueued(q: AckQueue, first: boolean): void {
   if (first) waiting.push(q);
   if (!checkScheduled) {
     checkScheduled = true;
-    queueMicrotask(check);
+    RESOLVED.then(check);
   }
 }
 
