@@ -207,7 +207,7 @@ function scanAckReplySlowly(reply: string, stream: string, consumer: string): nu
 /** What a JsMsg needs from the iterator that made it. */
 export interface AckTarget {
   readonly nc: NatsConnectionLike;
-  /** Where fire-and-forget acks go: published together at the end of the turn (acks.ts). */
+  /** Where fire-and-forget acks go: published together at the end of the run (acks.ts). */
   readonly acks: AckQueue;
   /** Default timeout of `ackAck()`, milliseconds. */
   readonly ackTimeout: number;
@@ -293,8 +293,9 @@ export class JsMsg {
 
   /**
    * Acknowledges the message. Only the first terminal ack is sent; never throws. Like every
-   * fire-and-forget ack here, it is published at the end of the current event-loop turn,
-   * together with the other acks of that turn (docs/design.md, "Acks"); `ackAck()` confirms.
+   * fire-and-forget ack here, it is published once the run of microtasks it was made in is done
+   * (before the next timer or I/O callback), together with the other acks of that run
+   * (docs/design.md, "Acks"); `ackAck()` confirms.
    */
   ack(): void {
     this.terminal(ACK);

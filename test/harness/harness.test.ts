@@ -1,4 +1,6 @@
+import { randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
@@ -106,6 +108,72 @@ describe("single server", () => {
     } finally {
       if (server.running) server.resume();
       await nc.close();
+    }
+  });
+});
+
+describe("websocket listener", () => {
+  /** Upgrades an HTTP request on `port` to a WebSocket; resolves what the server sends first. */
+  function firstWsBytes(port: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const req = request({
+        host: "127.0.0.1",
+        port,
+        path: "/",
+        headers: {
+          Connection: "Upgrade",
+          Upgrade: "websocket",
+          "Sec-WebSocket-Version": "13",
+          "Sec-WebSocket-Key": randomBytes(16).toString("base64"),
+        },
+      });
+      const timer = setTimeout(() => {
+        req.destroy();
+        reject(new Error("no WebSocket greeting within 5 s"));
+      }, 5000);
+      req.once("error", (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      req.once("response", (res) => {
+        clearTimeout(timer);
+        res.resume();
+        req.destroy();
+        reject(new Error(`no upgrade: HTTP ${res.statusCode}`));
+      });
+      req.once("upgrade", (_res, socket, head: Buffer) => {
+        const done = (chunk: Buffer) => {
+          clearTimeout(timer);
+          socket.destroy();
+          resolve(chunk.toString("latin1"));
+        };
+        // The first frame may come in the same packet as the 101 response.
+        if (head.length > 0) done(head);
+        else socket.once("data", done);
+      });
+      req.end();
+    });
+  }
+
+  it("websocket: true adds a plain (no TLS) WebSocket listener on another loopback port, greeting with INFO", async () => {
+    const server = await NatsServer.start({ jetstream: false, websocket: true });
+    try {
+      expect(server.wsPort).toBeDefined();
+      expect(server.wsPort).not.toBe(server.port);
+      expect(server.wsUrl).toBe(`ws://127.0.0.1:${server.wsPort}`);
+      expect(await firstWsBytes(server.wsPort!)).toContain("INFO {");
+    } finally {
+      await server.dispose();
+    }
+  });
+
+  it("is off by default", async () => {
+    const server = await NatsServer.start({ jetstream: false });
+    try {
+      expect(server.wsPort).toBeUndefined();
+      expect(server.wsUrl).toBeUndefined();
+    } finally {
+      await server.dispose();
     }
   });
 });

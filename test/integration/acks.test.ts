@@ -128,6 +128,26 @@ describe("an ack followed at once by nc.close() in the loop body", () => {
     expect(ci.ack_floor.stream_seq).toBe(1);
   });
 
+  it("v3: also an ack made in a timer, nc.close() right after it in the same callback (the iterator publishes its queue when close() closes its subscription)", async () => {
+    const { stream, consumer, subject } = await freshConsumer(server);
+    await publishN(server.url, subject, 5);
+    const nc = await v3(server);
+    const messages = await consume(await v3Consumer(nc, stream, consumer));
+    const m = await within(messages.next(), 5000, "a message");
+    let closing: Promise<void> | undefined;
+    await new Promise<void>((resolve) =>
+      setTimeout(() => {
+        m.ack();
+        closing = nc.close(); // the same synchronous block: no microtask ran since the ack
+        resolve();
+      }, 0),
+    );
+    await within(closing!, 5000, "nc.close()");
+    await within(messages.closed(), 5000, "closed()");
+    const ci = await consumerInfo(server.url, stream, consumer);
+    expect(ci.ack_floor.stream_seq).toBe(1);
+  });
+
   it("v2: the ack is not sent (v2's close() refuses publishes at once), and the message is redelivered after ack_wait, not lost", async () => {
     const { stream, consumer, subject } = await freshConsumer(server, {
       ack_wait: 1_000_000_000, // 1 s

@@ -12,7 +12,7 @@ import { connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { findNatsServer } from "./binary.js";
-import { freePort } from "./ports.js";
+import { freePort, freePorts } from "./ports.js";
 
 export interface ServerOptions {
   /** Enable JetStream (`-js`). Default true. */
@@ -23,6 +23,11 @@ export interface ServerOptions {
   config?: string;
   /** Milliseconds to wait for the server to accept clients. Default 10 000. */
   readyTimeoutMs?: number;
+  /**
+   * Also accept WebSocket clients, without TLS, on 127.0.0.1 (`websocket { listen, no_tls }`),
+   * on a free port: see {@link NatsServer.wsUrl}. Default false.
+   */
+  websocket?: boolean;
   /** Server name (`server_name`). */
   name?: string;
   /** JetStream domain (`jetstream { domain }`), for leaf-node topologies. Default: none. */
@@ -61,6 +66,10 @@ export class NatsServer {
   readonly url: string;
   readonly storeDir: string;
   readonly name: string | undefined;
+  /** The WebSocket listener's port, when started with `websocket: true`. */
+  readonly wsPort: number | undefined;
+  /** `ws://127.0.0.1:<wsPort>`, when started with `websocket: true`. */
+  readonly wsUrl: string | undefined;
   private readonly workDir: string;
   private readonly configPath: string;
   private readonly jetstream: boolean;
@@ -73,9 +82,11 @@ export class NatsServer {
   /** The last lines the server logged, for failure messages. */
   readonly log: string[] = [];
 
-  private constructor(port: number, opts: ServerOptions) {
+  private constructor(port: number, opts: ServerOptions, wsPort: number | undefined) {
     this.port = port;
     this.url = `nats://127.0.0.1:${port}`;
+    this.wsPort = wsPort;
+    this.wsUrl = wsPort === undefined ? undefined : `ws://127.0.0.1:${wsPort}`;
     this.jetstream = opts.jetstream ?? true;
     this.readyTimeoutMs = opts.readyTimeoutMs ?? 10_000;
     this.detached = opts.detached ?? false;
@@ -89,6 +100,9 @@ export class NatsServer {
       const domain = opts.domain ? `, domain: "${opts.domain}"` : "";
       lines.push(`jetstream { store_dir: "${this.storeDir}"${domain} }`);
     }
+    if (wsPort !== undefined) {
+      lines.push(`websocket { listen: "127.0.0.1:${wsPort}", no_tls: true }`);
+    }
     if (opts.config) lines.push(opts.config);
     writeFileSync(this.configPath, `${lines.join("\n")}\n`);
   }
@@ -101,7 +115,8 @@ export class NatsServer {
     let lastError: unknown;
     for (let i = 0; i < attempts; i++) {
       const port = opts.port ?? (await freePort());
-      const server = new NatsServer(port, opts);
+      const wsPort = opts.websocket ? await freeWsPort(port) : undefined;
+      const server = new NatsServer(port, opts, wsPort);
       try {
         await server.spawnAndWait();
         return server;
@@ -165,7 +180,13 @@ export class NatsServer {
     const deadline = Date.now() + this.readyTimeoutMs;
     for (;;) {
       const info = await readInfo(this.port).catch(() => undefined);
-      if (info && (!this.jetstream || info.jetstream === true)) return;
+      if (
+        info &&
+        (!this.jetstream || info.jetstream === true) &&
+        (this.wsPort === undefined || (await portIsOpen(this.wsPort)))
+      ) {
+        return;
+      }
       if (!this.running) throw new Error(`nats-server on port ${this.port} is not running`);
       if (Date.now() > deadline) {
         throw new Error(
@@ -253,6 +274,12 @@ export interface ServerInfo {
   server_name?: string;
   server_id?: string;
   version?: string;
+}
+
+/** A free port for the WebSocket listener, other than the client port `clientPort`. */
+async function freeWsPort(clientPort: number): Promise<number> {
+  const ports = await freePorts(2);
+  return ports[0] === clientPort ? ports[1]! : ports[0]!;
 }
 
 /** Connects, reads the INFO line the server sends first, and disconnects. */
