@@ -1,8 +1,9 @@
 /**
  * The integration suite's core scenarios, run against one cell of the nats.js version matrix:
  * the connection and the consumer objects come from that cell's nats.js release, the stream,
- * the consumers and the publishing from the harness. Each scenario asserts what the server
- * shows at the end (nothing pending, nothing ack-pending), not only what the loop saw.
+ * the consumers and the publishing from the harness. Where acks are at stake, a scenario asserts
+ * what the server shows at the end (nothing pending, nothing ack-pending), not only what the loop
+ * saw.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { consume, fetchMessages, type JsMsg, type Messages, nextMessage } from "../../src/index.js";
@@ -171,13 +172,13 @@ export function matrixScenarios(cell: Cell): void {
 
     it("JsMsg.info has what this release's own consumer.next() gives, with the same values", async () => {
       const nc = await connect();
-      const { stream, subject } = await freshConsumer(server);
+      const { stream, consumer, subject } = await freshConsumer(server);
       // a second durable consumer like the first: nats.js reads one, the library the other
       const other = "d";
       await createConsumer(server.url, stream, other);
       await publishN(server.url, subject, 1);
       const theirs = (await (
-        (await cell.durable(nc, stream, "c")) as unknown as {
+        (await cell.durable(nc, stream, consumer)) as unknown as {
           next(o: { expires: number }): Promise<OwnMsg | null>;
         }
       ).next({ expires: 2000 })) as OwnMsg;
@@ -196,7 +197,8 @@ export function matrixScenarios(cell: Cell): void {
 
     it("an ordered consumer from opt_start_seq: every message once, in order, also across a deleted server consumer", async () => {
       const nc = await connect();
-      const { stream, subject } = await freshConsumer(server);
+      // (the durable consumer made with the stream stays; the ordered one's are the others)
+      const { stream, consumer, subject } = await freshConsumer(server);
       await publishN(server.url, subject, 20);
       const ordered = await cell.ordered(nc, stream, 6);
       // Deleted while no request is open, the server says nothing: the second missed heartbeat
@@ -211,7 +213,7 @@ export function matrixScenarios(cell: Cell): void {
           // the server consumer goes away mid-stream: the library re-creates it after seq 15
           await jsmOn(server.url, async (jsm) => {
             for await (const ci of jsm.consumers.list(stream)) {
-              if (ci.name !== "c") await jsm.consumers.delete(stream, ci.name);
+              if (ci.name !== consumer) await jsm.consumers.delete(stream, ci.name);
             }
           });
           await publishN(server.url, subject, 5, { payload: (i) => `late ${i}` });
@@ -224,8 +226,9 @@ export function matrixScenarios(cell: Cell): void {
 
     it("the server is SIGKILLed and restarted mid-consume: consumption resumes unaided, nothing the server acknowledged is lost", async () => {
       const own = await NatsServer.start();
+      let nc: Conn | undefined;
       try {
-        const nc = await connect({ reconnecting: true }, own);
+        nc = await connect({ reconnecting: true }, own);
         // acks lost in the crash come back after 2 s, not 30 s
         const { stream, consumer, subject } = await freshConsumer(own, {
           ack_wait: 2_000_000_000,
@@ -239,15 +242,20 @@ export function matrixScenarios(cell: Cell): void {
           }),
         );
         const seen = new Set<string>();
+        let restarted = false;
         const loop = (async () => {
           for await (const m of messages) {
             seen.add(m.string());
             m.ack();
+            if (seen.size === 100 && !restarted) {
+              // mid-backlog: 100 still in the stream, some buffered here, acks in flight
+              await own.kill();
+              await own.restart();
+              restarted = true;
+            }
           }
         })();
-        await until(() => seen.size >= 100, 10_000, "100 messages before the restart");
-        await own.kill();
-        await own.restart();
+        await until(() => restarted, 20_000, "the restart after 100 messages");
         await publishN(own.url, subject, 200, { payload: (i) => String(200 + i) });
         await until(() => seen.size === 400, 30_000, "all 400 messages");
         await nc.flush();
@@ -257,6 +265,8 @@ export function matrixScenarios(cell: Cell): void {
         const c = messages.counters();
         expect(c.received).toBe(c.processed + c.naked + c.dropped);
       } finally {
+        // closed before its server goes for good, or it would go on trying to reconnect
+        await nc?.close();
         await own.dispose();
       }
     }, 60_000);
