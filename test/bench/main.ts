@@ -21,8 +21,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { AckPolicy, DeliverPolicy, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { packageRoot } from "../../src/cli/root.js";
 import { createStream, findNatsServer, NatsServer, publishN } from "../harness/index.js";
+import { packageRoot } from "../harness/root.js";
 import { chartSpec, type Meta, markdown, payloadLabel, type Run } from "./report.js";
 import { CONTENDERS, type Contender, type Job, type Result } from "./types.js";
 

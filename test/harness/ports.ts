@@ -1,2 +1,5 @@
-/** Free loopback ports. The code lives in src/cli/server/ (the CLI's embedded server uses it). */
-export { freePort, freePorts } from "../../src/cli/server/ports.js";
+/**
+ * Free loopback ports. The code lives in packages/cli/src/server/ (the CLI's embedded server
+ * uses it).
+ */
+export { freePort, freePorts } from "../../packages/cli/src/server/ports.js";

@@ -10,7 +10,7 @@
  */
 import type { Consumer, JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { consume, type MessagesOf } from "../index.js";
+import { consume, type MessagesOf } from "jetstream-iter";
 import { EmbeddedServer } from "./embedded.js";
 import { CliError, EXIT_FAILURE, EXIT_OK, oneLine, UsageError } from "./errors.js";
 import { count, duration, rate } from "./format.js";

@@ -1,17 +1,16 @@
 /**
- * The command line: `jetstream-iter demo | consume | bench`, parsed by commander. Exit codes:
+ * The command line: `jetstream-iter demo | consume`, parsed by commander. Exit codes:
  * 0 success (and `--help`, `--version`), 1 a failure (no nats-server, a server that cannot be
  * reached, a lost message), 2 bad arguments — always with a one-line message, never a stack
  * trace.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { runBench } from "./bench.js";
 import { runConsume } from "./consume.js";
 import { DEMO_DEFAULTS, runDemo } from "./demo.js";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, exitCodeOf, reportError } from "./errors.js";
 import { parseServers } from "./nats.js";
-import { packageVersion } from "./root.js";
 import { isBrokenPipe, stdoutOwned } from "./stdout.js";
+import { packageVersion } from "./version.js";
 
 /** An integer option in [min, max]; `_` and `,` may group digits (100_000, 100,000). */
 function integer(min: number, max: number): (value: string) => number {
@@ -83,7 +82,6 @@ Examples:
   jetstream-iter demo --chaos                           # … and restart the server half-way through
   jetstream-iter demo --server nats://127.0.0.1:4222    # use a running server
   jetstream-iter consume --stream ORDERS --consumer worker --ack
-  jetstream-iter bench --short
 
 Exit codes: 0 ok, 1 failure (no server, unreachable server, a lost message), 2 bad arguments.`,
     );
@@ -191,21 +189,6 @@ redelivery instead, as are messages fetched beyond --max.`,
       );
     });
 
-  program
-    .command("bench")
-    .description("run the benchmark suite (in a clone of the repository), as npm run bench does")
-    .argument("[args...]", "passed to the benchmark runner, e.g. --short, --reps 3, --only ours,v3")
-    .allowUnknownOption()
-    .addHelpText(
-      "after",
-      `
-Compiles test/bench (tsc -p test/bench/tsconfig.json) and runs
-node test/bench/results/tmp/build/test/bench/main.js [args] from the package root.`,
-    )
-    .action(async (args: string[]) => {
-      setExit(await runBench(args));
-    });
-
   return program;
 }
 
@@ -213,7 +196,7 @@ node test/bench/results/tmp/build/test/bench/main.js [args] from the package roo
 export async function run(argv: string[]): Promise<number> {
   if (argv.length === 0) {
     process.stderr.write(
-      "jetstream-iter: error: missing command (demo, consume or bench); see jetstream-iter --help\n",
+      "jetstream-iter: error: missing command (demo or consume); see jetstream-iter --help\n",
     );
     return EXIT_USAGE;
   }

@@ -10,7 +10,7 @@
  * handed out, and nothing is left waiting for ack_wait.
  */
 import type { NatsConnection } from "@nats-io/nats-core";
-import { consume } from "../index.js";
+import { consume } from "jetstream-iter";
 import { CliError, EXIT_OK, oneLine } from "./errors.js";
 import { count, duration, preview } from "./format.js";
 import { connectTo, loadNats, manager } from "./nats.js";

@@ -1,7 +1,7 @@
 /**
  * The NATS client the CLI talks through: nats.js v3 (`@nats-io/transport-node` and
- * `@nats-io/jetstream`), optional peer dependencies of this package, loaded on first use so
- * `--help` and `bench` work without them. Connection and JetStream failures become one-line
+ * `@nats-io/jetstream`), dependencies of this package, loaded on first use so `--help` does
+ * not wait for them. Connection and JetStream failures become one-line
  * {@link CliError}s that name the server.
  */
 import type { JetStreamManager } from "@nats-io/jetstream";
@@ -16,7 +16,7 @@ export interface NatsClient {
   jetstream: JetStreamModule;
 }
 
-/** Loads nats.js v3, or says how to install it. */
+/** Loads nats.js v3, or says how to install it (should an install have lost it). */
 export async function loadNats(): Promise<NatsClient> {
   try {
     const [transport, jetstream] = await Promise.all([
@@ -28,7 +28,7 @@ export async function loadNats(): Promise<NatsClient> {
     const code = (err as { code?: unknown }).code;
     if (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND") {
       throw new CliError(
-        "this command needs the NATS client for Node.js (an optional peer dependency): npm install @nats-io/transport-node @nats-io/jetstream",
+        "this command needs the NATS client for Node.js, a dependency of jetstream-iter-cli that is not installed: npm install @nats-io/transport-node @nats-io/jetstream",
       );
     }
     throw err;
