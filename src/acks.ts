@@ -26,9 +26,12 @@
  *   code after the loop, typically `nc.close()`, finds every ack in nats.js's buffer), with the
  *   NAKs of `close()` and its own NAKs, before `ackAck()` and `next(subj)`, and when `closed()`
  *   resolves.
- * An ack followed by `nc.close()` in the same turn, with none of these in between, is not sent
- * with nats.js v2 (its close() refuses publishes at once; v3's yields first): the server then
- * redelivers that message after `ack_wait` (a duplicate, never a loss).
+ * - at once when it has waited {@link ACK_HOLD_MAX_MS} while its run goes on, when the iterator
+ *   is done ({@link AckQueue.direct}), and for `working()`.
+ * An ack followed by `nc.close()` within that window, with none of these in between, is not sent
+ * with nats.js v2 (its close() refuses publishes at once; v3's closes the iterator's subscription
+ * first, which publishes the queue): the server then redelivers that message after `ack_wait` (a
+ * duplicate, never a loss).
  */
 import type { NatsConnectionLike } from "./connection.js";
 
@@ -39,6 +42,15 @@ import type { NatsConnectionLike } from "./connection.js";
  */
 export const IDLE_GENERATIONS = 16;
 
+/**
+ * The longest an ack waits in the queue while the run of microtasks it was made in goes on, ms.
+ * A loop body that computes synchronously between awaits (100 ms per message, say) keeps the
+ * run going for as long as its buffer lasts: without this bound, the first ack of a 100-message
+ * buffer would wait for all 100 bodies, and could outlive `ack_wait`. Checked at every
+ * generation and every ack (one `Date.now()` each).
+ */
+export const ACK_HOLD_MAX_MS = 50;
+
 /** Queues with acks queued since the last end-of-run flush, in the order they queued one. */
 const waiting: AckQueue[] = [];
 /** Acks queued since the check last ran. */
@@ -46,6 +58,8 @@ let queuedSinceCheck = 0;
 /** Generations in a row in which no ack was queued. */
 let idleGenerations = 0;
 let checkScheduled = false;
+/** When the oldest ack still queued was queued (Date.now()); 0 with none waiting. */
+let oldestAt = 0;
 
 /**
  * Schedules the check: `RESOLVED.then(check)` queues a microtask as `queueMicrotask` does (same
@@ -62,19 +76,38 @@ function check(): void {
   } else {
     idleGenerations++;
   }
-  if (idleGenerations < IDLE_GENERATIONS) {
+  if (idleGenerations < IDLE_GENERATIONS && Date.now() - oldestAt < ACK_HOLD_MAX_MS) {
     RESOLVED.then(check);
     return;
   }
   checkScheduled = false;
   idleGenerations = 0;
-  // flush() never throws; a queue that sends again during this loop is scheduled anew.
-  for (const q of waiting.splice(0)) q.endOfRun();
+  publishWaiting();
+}
+
+/** Publishes the queue of every iterator waiting, in the order they queued their first ack. */
+function publishWaiting(): void {
+  oldestAt = 0;
+  // A queue that sends again during this loop is registered anew. endOfRun() never throws (each
+  // publish is guarded); the guard here keeps one faulty queue from stranding the others.
+  for (const q of waiting.splice(0)) {
+    try {
+      q.endOfRun();
+    } catch {
+      // nothing to undo: that queue's acks are dropped, the server redelivers after ack_wait
+    }
+  }
 }
 
 function noteQueued(q: AckQueue, first: boolean): void {
   queuedSinceCheck++;
   if (first) waiting.push(q);
+  if (oldestAt === 0) oldestAt = Date.now();
+  else if (Date.now() - oldestAt >= ACK_HOLD_MAX_MS) {
+    // A run that went on too long (a loop body computing between acks): send what waited.
+    publishWaiting();
+    return;
+  }
   if (!checkScheduled) {
     checkScheduled = true;
     RESOLVED.then(check);
@@ -89,8 +122,24 @@ export class AckQueue {
 
   constructor(private readonly nc: Pick<NatsConnectionLike, "publish">) {}
 
-  /** Queues one ack (fire-and-forget: never throws). */
+  /**
+   * Once the iterator is done there is no loop left to batch for: acks made after that (a message
+   * of `nextMessage()` or of a finished fetch, acked later) are published at once, so that a
+   * `nc.close()` soon after cannot refuse them.
+   */
+  direct = false;
+
+  /** Queues one ack (fire-and-forget: never throws); published at once when {@link direct}. */
   send(subject: string, payload: Uint8Array): void {
+    if (this.direct) {
+      this.flush();
+      try {
+        this.nc.publish(subject, payload);
+      } catch {
+        // Closed: the server redelivers after ack_wait. Acks never throw into the user's code.
+      }
+      return;
+    }
     const first = !this.registered;
     this.registered = true;
     this.queued.push(subject, payload);

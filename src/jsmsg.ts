@@ -310,9 +310,15 @@ export class JsMsg {
     }
   }
 
-  /** Tells the server the message is still being worked on (resets ack_wait). Repeatable. */
+  /**
+   * Tells the server the message is still being worked on (resets ack_wait). Repeatable. Sent at
+   * once (with the acks queued before it), not batched: it is called from long work, where the
+   * run of microtasks may not end soon.
+   */
   working(): void {
-    if (!this.acked) this.send(WPI);
+    if (this.acked) return;
+    this.send(WPI);
+    this.target.acks.flush();
   }
 
   /**

@@ -319,6 +319,8 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     this.quiet.resolve(this.terminal);
     if (this.callbackRunning) return;
     this.phase = "done";
+    this.acks.flush();
+    this.acks.direct = true;
     this.engine.dispose();
     this.releaseSignal();
     this.notifier.end();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { AckQueue, IDLE_GENERATIONS } from "../../src/acks.js";
+import { ACK_HOLD_MAX_MS, AckQueue, IDLE_GENERATIONS } from "../../src/acks.js";
 import { pullMessages } from "../../src/consume.js";
 import type { JsMsg } from "../../src/jsmsg.js";
 import { FakeNatsConnection, settle } from "./fake-nc.js";
@@ -171,6 +171,70 @@ describe("AckQueue", () => {
  * or one per microtask, would publish the first ack before the loop took the second; a flush in
  * a later task would let timers run first.)
  */
+describe("acks that must not wait for the run to end", () => {
+  it(`a run that computes between acks: the acks waiting for over ${ACK_HOLD_MAX_MS} ms leave at the next generation, not when the run ends`, async () => {
+    const actions: string[] = [];
+    const acks = new AckQueue(loggingNc(actions));
+    acks.send("A.1", enc.encode("+ACK"));
+    const until = Date.now() + ACK_HOLD_MAX_MS + 5;
+    while (Date.now() < until) {
+      // a loop body computing synchronously
+    }
+    await generations(1);
+    expect(actions).toEqual(["publish A.1 +ACK"]);
+    // an ack queued after a long computation goes out with the old ones, at once
+    acks.send("A.2", enc.encode("+ACK"));
+    const until2 = Date.now() + ACK_HOLD_MAX_MS + 5;
+    while (Date.now() < until2) {
+      // more work, then another ack in the same generation
+    }
+    acks.send("A.3", enc.encode("+ACK"));
+    expect(actions).toEqual(["publish A.1 +ACK", "publish A.2 +ACK", "publish A.3 +ACK"]);
+    await turnEnd();
+  });
+
+  it("a queue marked direct (its iterator is done) publishes each ack at once, after what was queued", async () => {
+    const actions: string[] = [];
+    const acks = new AckQueue(loggingNc(actions));
+    acks.send("A.1", enc.encode("+ACK"));
+    acks.direct = true;
+    acks.send("A.2", enc.encode("+ACK"));
+    expect(actions).toEqual(["publish A.1 +ACK", "publish A.2 +ACK"]);
+    await turnEnd();
+    expect(actions).toHaveLength(2);
+  });
+
+  it("an iterator that is done: a message it handed out, acked later, is published at once (nc.close() may follow)", async () => {
+    const nc = new FakeNatsConnection();
+    const messages = pullMessages(nc, "S", "C", { max_messages: 10, expires: 10_000 });
+    await settle();
+    nc.sendData(nc.pulls[0]!);
+    await settle();
+    const m = await messages.next();
+    await messages.close();
+    await expect(messages.closed()).resolves.toBeUndefined();
+    const before = nc.published.filter((p) => p.subject.startsWith("$JS.ACK.")).length;
+    m.ack();
+    expect(nc.published.filter((p) => p.subject.startsWith("$JS.ACK."))).toHaveLength(before + 1);
+  });
+
+  it("working() is published at once, after the acks queued before it", async () => {
+    const nc = new FakeNatsConnection();
+    const messages = pullMessages(nc, "S", "C", { max_messages: 10, expires: 10_000 });
+    await settle();
+    nc.sendData(nc.pulls[0]!);
+    nc.sendData(nc.pulls[0]!);
+    await settle();
+    const a = await messages.next();
+    const b = await messages.next();
+    a.ack();
+    b.working();
+    const sent = nc.published.filter((p) => p.subject.startsWith("$JS.ACK.")).map((p) => p.payload);
+    expect(sent).toEqual(["+ACK", "+WPI"]);
+    await messages.close();
+  });
+});
+
 describe("the iterator's loop over its buffer: one batch of acks", () => {
   const N = 50;
 

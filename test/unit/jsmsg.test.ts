@@ -170,11 +170,12 @@ describe("JsMsg", () => {
     const { nc, published } = fakeNc();
     const m = jsMsg(nc);
     m.working();
+    expect(published.map((p) => p.data)).toEqual(["+WPI"]); // working() is sent at once
     m.ack();
     m.nak();
     m.term();
     m.working();
-    expect(published).toEqual([]);
+    expect(published).toHaveLength(1); // the ack waits for the end of the run
     await turnEnd();
     expect(published.map((p) => p.data)).toEqual(["+WPI", "+ACK"]);
     expect(published.every((p) => p.subject === m.reply)).toBe(true);
