@@ -105,6 +105,8 @@ async function endAll(r: Running): Promise<{ ms: number; late: number; after: nu
 export async function many(job: ManyJob, s: Session): Promise<ManyResult> {
   const idle = await idlePhase(job, s);
   const load = await loadPhase(job, s);
+  // Every ack the loops made is on the server before the runner counts what is left un-acked.
+  await s.flush();
   await s.close();
   return {
     kind: "many",
