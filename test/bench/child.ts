@@ -1,16 +1,18 @@
 /**
  * One measured run, in a fresh process: `node child.js '<Job as JSON>'`. Loads only the client
- * it measures, runs the job, prints one JSON line (a Result) on stdout and exits. Anything on
+ * it measures, runs the job, prints one JSON line (a Result) on stdout and exits. A latency
+ * consumer prints a `READY` line first (the runner then starts the publisher). Anything on
  * stderr is passed through by the runner; a non-zero exit is a failed run.
  */
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { BenchIter, CoreSession, Session } from "./contenders/api.js";
+import { cpuUs, maxRssKb, pidCpuMs } from "./proc.js";
 import type {
+  ChildJob,
   Contender,
   DrainJob,
   DrainResult,
-  Job,
   Result,
   SlowJob,
   SlowResult,
@@ -18,17 +20,6 @@ import type {
   ThroughputJob,
   ThroughputResult,
 } from "./types.js";
-
-/** User + system CPU time of this process so far, microseconds. */
-function cpuUs(): number {
-  const r = process.resourceUsage();
-  return r.userCPUTime + r.systemCPUTime;
-}
-
-/** Peak RSS of this process so far, KiB. */
-function maxRssKb(): number {
-  return process.resourceUsage().maxRSS;
-}
 
 async function openSession(c: Exclude<Contender, "core">, url: string): Promise<Session> {
   switch (c) {
@@ -61,16 +52,20 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T | "timeout"> {
 async function throughput(job: ThroughputJob): Promise<ThroughputResult> {
   let t0: number;
   let c0: number;
+  let s0: number;
   let t1 = 0;
   let c1 = 0;
+  let s1 = 0;
   const last = () => {
     t1 = performance.now();
     c1 = cpuUs();
+    s1 = pidCpuMs(job.serverPid);
   };
   if (job.contender === "core") {
     const s = await openCore(job.url);
     t0 = performance.now();
     c0 = cpuUs();
+    s0 = pidCpuMs(job.serverPid);
     await s.receive(job.deliverSubject!, job.messages, last);
     await s.close();
   } else {
@@ -78,6 +73,7 @@ async function throughput(job: ThroughputJob): Promise<ThroughputResult> {
     const consumer = await s.consumer(job.stream, job.consumer);
     t0 = performance.now();
     c0 = cpuUs();
+    s0 = pidCpuMs(job.serverPid);
     const it = await consumer.consume(job.maxMessages);
     let n = 0;
     let bytes = 0;
@@ -106,6 +102,7 @@ async function throughput(job: ThroughputJob): Promise<ThroughputResult> {
     msgPerSec: job.messages / seconds,
     cpuUs: cpu,
     cpuUsPerMsg: cpu / job.messages,
+    ...(job.serverPid !== undefined ? { serverCpuUs: (s1 - s0) * 1000 } : {}),
     maxRssKb: maxRssKb(),
   };
 }
@@ -237,22 +234,41 @@ async function slow(job: SlowJob): Promise<SlowResult> {
   };
 }
 
+async function run(job: ChildJob): Promise<Result> {
+  switch (job.kind) {
+    case "throughput":
+      return throughput(job);
+    case "drain":
+      return drain(job);
+    case "slow":
+      return slow(job);
+    case "latency": {
+      const { latencyConsumer } = await import("./latency.js");
+      const open =
+        job.contender === "core"
+          ? { core: await openCore(job.url) }
+          : { session: await openSession(job.contender, job.url) };
+      return latencyConsumer(job, open, () => process.stdout.write("READY\n"));
+    }
+    case "publish":
+      return (await import("./publisher.js")).publisher(job);
+    case "many": {
+      if (job.contender === "core") throw new Error("many: no core contender");
+      const { many } = await import("./many.js");
+      return many(job, await openSession(job.contender, job.url));
+    }
+    case "replay": {
+      if (job.contender === "core") throw new Error("replay: no core contender");
+      const { replay } = await import("./replay.js");
+      return replay(job, await openSession(job.contender, job.url));
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const arg = process.argv[2];
   if (!arg) throw new Error("usage: node child.js '<job json>'");
-  const job = JSON.parse(arg) as Job;
-  let result: Result;
-  switch (job.kind) {
-    case "throughput":
-      result = await throughput(job);
-      break;
-    case "drain":
-      result = await drain(job);
-      break;
-    case "slow":
-      result = await slow(job);
-      break;
-  }
+  const result = await run(JSON.parse(arg) as ChildJob);
   result.processCpuUs = cpuUs();
   process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0));
 }

@@ -1,30 +1,40 @@
 /**
  * The benchmark runner (`npm run bench`, `npm run bench:short`).
  *
- * Starts one nats-server, pre-publishes one stream per payload size, then runs every measured
- * run in a fresh child process (child.ts) on a fresh durable consumer, interleaving the
- * contenders and the repetitions: repetition 1 of every scenario for every contender, then
- * repetition 2, … with the contenders' order rotated each repetition. Prints progress on
- * stderr and the markdown tables on stdout; writes the raw runs (JSON) and a chart (SVG, drawn
- * by vega-lite) to test/bench/results/ (a full run) or test/bench/results/tmp/ (a short one).
+ * Starts one nats-server, pre-publishes the streams (one per payload size, the many-iterators
+ * backlogs), then runs every measured run in a fresh child process (child.ts) on a fresh
+ * consumer, interleaving the contenders and the repetitions (plan.ts). Prints progress on stderr
+ * and the markdown tables on stdout; writes the raw runs (JSON) and the charts (SVG, drawn by
+ * vega-lite) to test/bench/results/ (a full run) or test/bench/results/tmp/ (a short one).
  *
- * Flags: --short, --reps N, --messages N, --messages-16k N, --trials N, --only ours,v3,…,
- * --cpu-prof DIR (profile the children with node --cpu-prof), --out DIR, --payloads 128,1024,
- * --max-messages 100,1000, --skip throughput,drain,slow; --from-json FILE re-renders the tables
- * and the chart of an earlier run without running anything.
+ * Flags: see options.ts (`--skip` leaves families out: throughput, drain, slow, latency, many,
+ * replay); --from-json FILE re-renders the tables and the charts of an earlier run without
+ * running anything.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, freemem, loadavg, release, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
-import { AckPolicy, DeliverPolicy, jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { createStream, findNatsServer, NatsServer, publishN } from "../harness/index.js";
 import { packageRoot } from "../harness/root.js";
-import { chartSpec, type Meta, markdown, payloadLabel, type Run } from "./report.js";
-import { CONTENDERS, type Contender, type Job, type Result } from "./types.js";
+import { killChildren, runChild, runPair } from "./children.js";
+import { flags, resolveOptions, short } from "./options.js";
+import {
+  LATENCY_STREAM,
+  manyStream,
+  manySubject,
+  messagesFor,
+  type Planned,
+  plan,
+  streamFor,
+} from "./plan.js";
+import { machineBusyMs, pidCpuMs } from "./proc.js";
+import { charts, type Meta, markdown, payloadLabel, type Run } from "./report.js";
+import { joinLatency } from "./report-latency.js";
+import type { LatencyRawResult, PublishResult, Result } from "./types.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root: the nearest folder up from here whose package.json is this project's. */
@@ -34,93 +44,14 @@ const root =
     throw new Error(`no jetstream-iter package.json above ${here}`);
   })();
 const childJs = join(here, "child.js");
-
-/** A bad argument: one line on stderr and exit 2, as the CLI does (never a stack trace). */
-function usage(message: string): never {
-  process.stderr.write(
-    `bench: ${message}\nbench: options: --short, --reps N, --messages N, --messages-16k N, --trials N, --only ours,v3,v2,core, --payloads 128,1024, --max-messages 100,1000, --skip throughput,drain,slow, --cpu-prof DIR, --out DIR, --from-json FILE\n`,
-  );
-  process.exit(2);
-}
-
-const { values: flags } = (() => {
-  try {
-    return parseBenchArgs();
-  } catch (err) {
-    return usage((err as Error).message);
-  }
-})();
-
-function parseBenchArgs() {
-  return parseArgs({
-    options: {
-      short: { type: "boolean", default: false },
-      reps: { type: "string" },
-      messages: { type: "string" },
-      "messages-16k": { type: "string" },
-      trials: { type: "string" },
-      only: { type: "string" },
-      payloads: { type: "string" },
-      "max-messages": { type: "string" },
-      skip: { type: "string" },
-      "cpu-prof": { type: "string" },
-      out: { type: "string" },
-      "from-json": { type: "string" },
-    },
-  });
-}
-
-const short = flags.short === true;
-const int = (s: string | undefined, d: number, name = "a number") => {
-  if (s === undefined) return d;
-  const n = Number(s.replace(/_/g, ""));
-  if (!Number.isSafeInteger(n) || n < 1)
-    usage(`${name}: expected a positive integer, got ${JSON.stringify(s)}`);
-  return n;
-};
-const list = (s: string | undefined, name = "a list") => s?.split(",").map((x) => int(x, 0, name));
-const opts = {
-  reps: int(flags.reps, short ? 1 : 3, "--reps"),
-  messages: int(flags.messages, short ? 20_000 : 200_000, "--messages"),
-  messages16k: int(flags["messages-16k"], short ? 20_000 : 100_000, "--messages-16k"),
-  payloads: list(flags.payloads, "--payloads") ?? (short ? [1024] : [128, 1024, 16384]),
-  maxMessages: list(flags["max-messages"], "--max-messages") ?? (short ? [100] : [100, 1000]),
-  /** Kinds of run to leave out: throughput, drain, slow. */
-  skip: new Set(flags.skip?.split(",") ?? []),
-  acks: [true, false],
-  trials: int(flags.trials, short ? 50 : 200, "--trials"),
-  slowMessages: short ? 300 : 2_000,
-  slowMaxMessages: 100,
-  bodyMs: 1,
-  drainMaxMessages: 100,
-  /** Server-side cap of un-acked messages per consumer; the 2.9 default (1000) would cap max_messages 1000. */
-  maxAckPending: 20_000,
-  contenders: (flags.only?.split(",") ?? [...CONTENDERS]) as Contender[],
-  /** Before each run, wait until other processes use less than this share of one core, %… */
-  quietPercent: 15,
-  /** …but wait no more than this in all, ms. */
-  quietBudgetMs: short ? 10_000 : 300_000,
-  /** Measure a run again when other processes took more than this share of one core during it, %… */
-  noisyPercent: 25,
-  /** …at most this many times. */
-  retries: short ? 0 : 2,
-  outDir: resolve(flags.out ?? join(root, "test/bench/results", short ? "tmp" : "")),
-  cpuProf: flags["cpu-prof"] ? resolve(flags["cpu-prof"]) : undefined,
-};
-for (const c of opts.contenders) {
-  if (!CONTENDERS.includes(c))
-    usage(`--only: unknown contender ${c} (expected ${CONTENDERS.join(", ")})`);
-}
+const opts = resolveOptions(root);
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
-const messagesFor = (payload: number) => (payload >= 16384 ? opts.messages16k : opts.messages);
-const streamFor = (payload: number) => `P${payload}`;
 
 let server: NatsServer | undefined;
-let current: ChildProcess | undefined;
 
 async function cleanup(): Promise<void> {
-  if (current?.pid !== undefined && current.exitCode === null) current.kill("SIGKILL");
+  killChildren();
   await server?.dispose();
 }
 
@@ -131,94 +62,21 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-/** Runs one job in a fresh `node child.js`; resolves its Result (or throws with its stderr). */
-function runChild(job: Job, profileName: string): Promise<{ result: Result }> {
-  const args: string[] = [];
-  if (opts.cpuProf) {
-    mkdirSync(opts.cpuProf, { recursive: true });
-    args.push(
-      "--cpu-prof",
-      "--cpu-prof-dir",
-      opts.cpuProf,
-      "--cpu-prof-name",
-      `${profileName}.cpuprofile`,
-    );
-  }
-  args.push(childJs, JSON.stringify(job));
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
-    current = child;
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), 300_000);
-    child.once("error", reject);
-    child.once("exit", (code, signal) => {
-      clearTimeout(timer);
-      current = undefined;
-      const line = stdout.trim().split("\n").pop();
-      if (code === 0 && line) {
-        try {
-          resolvePromise({ result: JSON.parse(line) as Result });
-          return;
-        } catch {
-          // fall through
-        }
-      }
-      reject(
-        new Error(
-          `child exited ${code ?? signal}: ${stderr.trim().split("\n").slice(-3).join(" | ")}`,
-        ),
-      );
-    });
-  });
-}
-
-const CLK_TCK = (() => {
-  try {
-    return Number.parseInt(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }), 10) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** Busy CPU time of the whole machine so far, ms (/proc/stat; 0 where there is none). */
-function machineBusyMs(): number {
-  try {
-    const line = readFileSync("/proc/stat", "utf8").split("\n")[0]!;
-    const f = line.trim().split(/\s+/).slice(1).map(Number);
-    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
-    const idle = (f[3] ?? 0) + (f[4] ?? 0);
-    return ((total - idle) * 1000) / CLK_TCK;
-  } catch {
-    return 0;
-  }
-}
-
-/** CPU time (user + system) of process `pid` so far, ms (/proc/<pid>/stat; 0 where there is none). */
-function pidCpuMs(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
-  } catch {
-    return 0;
-  }
-}
-
-/** Share of one core that processes other than ours took during a run, %. */
 function share(run: Run): number {
   return run.cpu && run.wallMs > 0 ? (100 * run.cpu.otherMs) / run.wallMs : 0;
 }
 
 function noisy(run: Run): boolean {
-  return run.error === undefined && share(run) > opts.noisyPercent;
+  if (run.error !== undefined) return false;
+  // A latency cell whose publisher could not keep its schedule measured a stalled machine.
+  if (run.result?.kind === "latency" && run.result.behindMaxMs > opts.latenessMs) return true;
+  return share(run) > opts.noisyPercent;
+}
+
+/** How disturbed a run was, to keep the quietest attempt: the share, or the publisher's lateness. */
+function disturbance(run: Run): number {
+  const late = run.result?.kind === "latency" ? run.result.behindMaxMs : 0;
+  return Math.max(share(run), late > opts.latenessMs ? 100 + late : 0);
 }
 
 let quietBudgetMs = 0;
@@ -250,138 +108,6 @@ async function waitQuiet(srv: NatsServer): Promise<number> {
       said = true;
     }
   }
-}
-
-/** One planned run: what to create on the server, then the job. */
-interface Planned {
-  rep: number;
-  job: Job;
-  consumerConfig: Record<string, unknown>;
-  describe: string;
-}
-
-function plan(url: string): Planned[] {
-  const out: Planned[] = [];
-  let seq = 0;
-  const name = () => `bench${++seq}`;
-  for (let rep = 0; rep < opts.reps; rep++) {
-    // Rotate who goes first, so no contender always runs right after the same other one.
-    const order = opts.contenders.map(
-      (_, i) => opts.contenders[(i + rep) % opts.contenders.length]!,
-    );
-    const js = order.filter((c) => c !== "core") as Exclude<Contender, "core">[];
-    for (const payload of opts.skip.has("throughput") ? [] : opts.payloads) {
-      const stream = streamFor(payload);
-      const messages = messagesFor(payload);
-      if (order.includes("core")) {
-        const consumer = name();
-        const deliverSubject = `bench.push.${consumer}`;
-        out.push({
-          rep,
-          job: {
-            kind: "throughput",
-            contender: "core",
-            url,
-            stream,
-            consumer,
-            messages,
-            ack: false,
-            payload,
-            maxMessages: 0,
-            deliverSubject,
-          },
-          consumerConfig: {
-            durable_name: consumer,
-            deliver_subject: deliverSubject,
-            ack_policy: AckPolicy.None,
-            deliver_policy: DeliverPolicy.All,
-            flow_control: true,
-            idle_heartbeat: 5_000_000_000,
-          },
-          describe: `throughput ${payloadLabel(payload)} core`,
-        });
-      }
-      for (const ack of opts.acks) {
-        for (const maxMessages of opts.maxMessages) {
-          for (const contender of js) {
-            const consumer = name();
-            out.push({
-              rep,
-              job: {
-                kind: "throughput",
-                contender,
-                url,
-                stream,
-                consumer,
-                messages,
-                ack,
-                payload,
-                maxMessages,
-              },
-              consumerConfig: {
-                durable_name: consumer,
-                ack_policy: ack ? AckPolicy.Explicit : AckPolicy.None,
-                deliver_policy: DeliverPolicy.All,
-                ...(ack ? { max_ack_pending: opts.maxAckPending } : {}),
-              },
-              describe: `throughput ${payloadLabel(payload)} acks ${ack ? "explicit" : "none"} max ${maxMessages} ${contender}`,
-            });
-          }
-        }
-      }
-    }
-    for (const mode of opts.skip.has("drain") ? [] : (["idle", "buffer"] as const)) {
-      for (const contender of js) {
-        const consumer = name();
-        const stream = mode === "idle" ? "IDLE" : streamFor(opts.payloads[0]!);
-        out.push({
-          rep,
-          job: {
-            kind: "drain",
-            contender,
-            url,
-            stream,
-            consumer,
-            mode,
-            trials: opts.trials,
-            maxMessages: opts.drainMaxMessages,
-          },
-          consumerConfig: {
-            durable_name: consumer,
-            // No acks: a message that nats.js strands after stop() must not hold up later trials.
-            ack_policy: AckPolicy.None,
-            deliver_policy: DeliverPolicy.All,
-          },
-          describe: `drain ${mode} ${contender}`,
-        });
-      }
-    }
-    const slowPayload = opts.payloads.includes(1024) ? 1024 : opts.payloads[0]!;
-    for (const contender of opts.skip.has("slow") ? [] : js) {
-      const consumer = name();
-      out.push({
-        rep,
-        job: {
-          kind: "slow",
-          contender,
-          url,
-          stream: streamFor(slowPayload),
-          consumer,
-          messages: opts.slowMessages,
-          maxMessages: opts.slowMaxMessages,
-          bodyMs: opts.bodyMs,
-        },
-        consumerConfig: {
-          durable_name: consumer,
-          ack_policy: AckPolicy.Explicit,
-          deliver_policy: DeliverPolicy.All,
-          max_ack_pending: opts.maxAckPending,
-        },
-        describe: `slow consumer ${contender}`,
-      });
-    }
-  }
-  return out;
 }
 
 function version(pkg: string): string {
@@ -422,21 +148,88 @@ function commit(): string {
 }
 
 /** Writes the markdown, the raw runs and the chart; prints the markdown. */
+
+/** Writes the markdown, the raw runs and the charts; prints the markdown. */
 async function report(meta: Meta, runs: Run[], outDir: string, base: string): Promise<void> {
   const md = markdown(meta, runs);
   process.stdout.write(md);
   mkdirSync(outDir, { recursive: true });
   const jsonPath = join(outDir, `${base}.json`);
   writeFileSync(jsonPath, `${JSON.stringify({ meta, runs }, roundNumbers)}\n`);
-  const svgPath = join(outDir, `${base}.svg`);
-  writeFileSync(svgPath, await renderSvg(chartSpec(meta, runs)));
+  const written = [jsonPath];
+  for (const { suffix, spec } of charts(meta, runs)) {
+    const svgPath = join(outDir, `${base}${suffix}.svg`);
+    writeFileSync(svgPath, await renderSvg(spec));
+    written.push(svgPath);
+  }
   // The tables are in the output (and in docs/benchmarks.md); under results/ (committed: only
-  // latest.json and latest.svg) the copy goes to the ignored results/tmp/.
+  // latest.json and the latest*.svg charts) the copy goes to the ignored results/tmp/.
   const results = join(root, "test/bench/results");
   const mdDir = resolve(outDir) === results ? join(results, "tmp") : outDir;
   mkdirSync(mdDir, { recursive: true });
   writeFileSync(join(mdDir, `${base}.md`), md);
-  log(`bench: wrote ${jsonPath}, ${svgPath}`);
+  log(`bench: wrote ${written.join(", ")}`);
+}
+
+/** Publishes the many-iterators backlog of `n` iterators: message i to `<stream>.load.<i mod n>`. */
+async function publishSpread(url: string, n: number, count: number, payload: number) {
+  const nc = await connect({ servers: url });
+  try {
+    const js = jetstream(nc, { timeout: 10_000 });
+    const body = new Uint8Array(payload).fill(7);
+    for (let start = 0; start < count; start += 1024) {
+      const acks = [];
+      for (let i = start; i < Math.min(count, start + 1024); i++) {
+        acks.push(js.publish(manySubject(n, i), body));
+      }
+      await Promise.all(acks);
+    }
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Creates and fills every stream the planned runs read. */
+async function prepare(url: string): Promise<void> {
+  await createStream(url, "IDLE");
+  const kinds = ["throughput", "drain", "slow", "replay"];
+  const needPayloadStreams = kinds.some((k) => !opts.skip.has(k));
+  for (const payload of needPayloadStreams ? opts.payloads : []) {
+    const n = messagesFor(opts, payload);
+    const stream = streamFor(payload);
+    await createStream(url, stream);
+    const body = new Uint8Array(payload);
+    for (let i = 0; i < payload; i++) body[i] = (i * 31 + 7) & 0xff;
+    const p0 = Date.now();
+    await publishN(url, `${stream}.m`, n, { payload: () => body, window: 1024 });
+    log(
+      `bench: published ${n.toLocaleString("en-US")} × ${payloadLabel(payload)} to ${stream} in ${((Date.now() - p0) / 1000).toFixed(1)} s`,
+    );
+  }
+  if (!opts.skip.has("latency")) await createStream(url, LATENCY_STREAM);
+  for (const n of opts.skip.has("many") ? [] : opts.many.counts) {
+    await createStream(url, manyStream(n));
+    const p0 = Date.now();
+    await publishSpread(url, n, opts.many.messages, opts.many.payload);
+    log(
+      `bench: published ${opts.many.messages.toLocaleString("en-US")} × ${payloadLabel(opts.many.payload)} over ${n} subjects to ${manyStream(n)} in ${((Date.now() - p0) / 1000).toFixed(1)} s`,
+    );
+  }
+}
+
+/** Runs the child(ren) of one planned run; a latency cell's two sides are joined here. */
+async function execute(p: Planned): Promise<{ result: Result; extraChildMs: number }> {
+  const o = {
+    cpuProf: opts.cpuProf,
+    profileName: `${p.job.kind}-${p.job.kind === "replay" ? `${p.job.mode}-` : ""}${p.job.contender}-${p.job.consumer || `rep${p.rep + 1}`}`,
+    nodeArgs: p.nodeArgs,
+  };
+  if (!p.publisher) return { result: await runChild(childJs, p.job, o), extraChildMs: 0 };
+  if (p.job.kind !== "latency") throw new Error("a publisher belongs to a latency cell");
+  const both = await runPair(childJs, p.job, p.publisher, o);
+  const pub = both.publisher as PublishResult;
+  const result = joinLatency(p.job, both.consumer as LatencyRawResult, pub);
+  return { result, extraChildMs: (pub.processCpuUs ?? 0) / 1000 };
 }
 
 async function main(): Promise<void> {
@@ -463,31 +256,18 @@ async function main(): Promise<void> {
 
   server = await NatsServer.start();
   const url = server.url;
-  log(`bench: server on ${url}`);
-
-  await createStream(url, "IDLE");
-  for (const payload of opts.payloads) {
-    const n = messagesFor(payload);
-    const stream = streamFor(payload);
-    await createStream(url, stream);
-    const body = new Uint8Array(payload);
-    for (let i = 0; i < payload; i++) body[i] = (i * 31 + 7) & 0xff;
-    const p0 = Date.now();
-    await publishN(url, `${stream}.m`, n, { payload: () => body, window: 1024 });
-    log(
-      `bench: published ${n.toLocaleString("en-US")} × ${payloadLabel(payload)} to ${stream} in ${((Date.now() - p0) / 1000).toFixed(1)} s`,
-    );
-  }
+  log(`bench: server on ${url} (pid ${server.pid})`);
+  await prepare(url);
 
   const nc = await connect({ servers: url });
   const jsm = await jetstreamManager(nc);
   const runs: Run[] = [];
-  const planned = plan(url);
-  const started = Date.now();
   const srv = server;
-  /** One attempt: a fresh consumer, a quiet machine, the child, the CPU accounting. */
+  const planned = plan(opts, url, srv.pid);
+  const started = Date.now();
+  /** One attempt: fresh consumers, a quiet machine, the child(ren), the CPU accounting. */
   const attempt = async (p: Planned): Promise<Run> => {
-    await jsm.consumers.add(p.job.stream, p.consumerConfig);
+    await p.setup(jsm);
     const quietWaitMs = await waitQuiet(srv);
     const { url: _url, ...job } = p.job;
     const run: Run = { rep: p.rep, job, wallMs: 0, quietWaitMs };
@@ -497,12 +277,11 @@ async function main(): Promise<void> {
       parent: process.cpuUsage(),
     };
     const w0 = Date.now();
+    let extraChildMs = 0;
     try {
-      const { result } = await runChild(
-        p.job,
-        `${p.job.kind}-${p.job.contender}-${p.job.consumer}`,
-      );
-      run.result = result;
+      const done = await execute(p);
+      run.result = done.result;
+      extraChildMs = done.extraChildMs;
     } catch (err) {
       run.error = err instanceof Error ? err.message : String(err);
     }
@@ -511,13 +290,16 @@ async function main(): Promise<void> {
     const cpu = {
       machineMs: machineBusyMs() - before.machine,
       serverMs: pidCpuMs(srv.pid) - before.server,
-      childMs: (run.result?.processCpuUs ?? 0) / 1000,
+      childMs: (run.result?.processCpuUs ?? 0) / 1000 + extraChildMs,
       parentMs: (parent.user + parent.system) / 1000,
       otherMs: 0,
     };
     cpu.otherMs = Math.max(0, cpu.machineMs - cpu.serverMs - cpu.childMs - cpu.parentMs);
     run.cpu = cpu;
-    await jsm.consumers.delete(p.job.stream, p.job.consumer).catch(() => {});
+    if (p.unacked && run.result?.kind === "many") {
+      run.result.unacked = await p.unacked(jsm).catch(() => undefined);
+    }
+    await p.teardown(jsm);
     return run;
   };
   // Re-measuring is bounded too: at most a quarter of the planned runs again, in all.
@@ -530,11 +312,13 @@ async function main(): Promise<void> {
     while (attempts <= opts.retries && noisy(run) && retriesLeft > 0) {
       retriesLeft--;
       log(
-        `  … other processes took ${share(run).toFixed(0)} % of a core during that run; measuring again`,
+        run.result?.kind === "latency" && run.result.behindMaxMs > opts.latenessMs
+          ? `  … the publisher fell ${run.result.behindMaxMs.toFixed(0)} ms behind its schedule; measuring again`
+          : `  … other processes took ${share(run).toFixed(0)} % of a core during that run; measuring again`,
       );
       const again = await attempt(p);
       attempts++;
-      if (again.error === undefined && share(again) < share(run)) run = again;
+      if (again.error === undefined && disturbance(again) < disturbance(run)) run = again;
     }
     if (attempts > 1) run.attempts = attempts;
     runs.push(run);
@@ -570,6 +354,10 @@ async function main(): Promise<void> {
     options: {
       ...opts,
       skip: [...opts.skip],
+      latency: {
+        ...opts.latency,
+        seconds: Object.fromEntries(opts.latency.rates.map((r) => [r, opts.latency.seconds(r)])),
+      },
       outDir: undefined,
       freeMemGiB: Math.round(freemem() / 2 ** 30),
     },
@@ -592,12 +380,14 @@ function roundNumbers(_key: string, value: unknown): unknown {
     : value;
 }
 
+const ms = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? "—" : x.toFixed(2));
+
 function summary(run: Run): string {
   if (run.error) return `FAILED: ${run.error}`;
   const r = run.result!;
   switch (r.kind) {
     case "throughput":
-      return `${Math.round(r.msgPerSec).toLocaleString("en-US")} msg/s, ${r.cpuUsPerMsg.toFixed(2)} µs CPU/msg, RSS ${(r.maxRssKb / 1024).toFixed(0)} MiB`;
+      return `${Math.round(r.msgPerSec).toLocaleString("en-US")} msg/s, ${r.cpuUsPerMsg.toFixed(2)} µs CPU/msg, server ${ms((r.serverCpuUs ?? Number.NaN) / r.messages)} µs/msg, RSS ${(r.maxRssKb / 1024).toFixed(0)} MiB`;
     case "drain": {
       const s = [...r.latenciesMs].sort((a, b) => a - b);
       const q = (p: number) =>
@@ -606,6 +396,14 @@ function summary(run: Run): string {
     }
     case "slow":
       return `peak backlog ${r.peakPending}, RSS ${(r.maxRssKb / 1024).toFixed(0)} MiB, ${r.seconds.toFixed(1)} s`;
+    case "latency":
+      return `publish → body p50 ${ms(r.fromPublish.p50)} / p99 ${ms(r.fromPublish.p99)} / max ${ms(r.fromPublish.max)} ms; PubAck → body p99 ${ms(r.fromPubAck.p99)} ms; ${r.received}/${r.messages} received; publisher behind ≤ ${ms(r.behindMaxMs)} ms`;
+    case "many":
+      return `idle ${ms(r.idle.heapPerIterKb)} KiB heap/iterator, ${ms(r.idle.cpuMsPerIterPerMin)} ms CPU/iterator/min, drain all ${ms(r.idle.drainAllMs)} ms; load ${Math.round(r.load.msgPerSec).toLocaleString("en-US")} msg/s, ${ms(r.load.heapPerIterKb)} KiB heap/iterator, drain all ${ms(r.load.drainAllMs)} ms`;
+    case "replay":
+      return `${Math.round(r.msgPerSec).toLocaleString("en-US")} msg/s, ${r.cpuUsPerMsg.toFixed(2)} µs CPU/msg, server ${ms((r.serverCpuUs ?? Number.NaN) / r.messages)} µs/msg${r.batches ? `, ${r.batches} batches` : ""}`;
+    default:
+      return r.kind;
   }
 }
 

@@ -1,7 +1,15 @@
 /**
- * Turns the raw runs into medians, the markdown tables, the target checks and the chart spec.
- * Pure functions; the runner does the I/O.
+ * Turns the raw runs into medians and the markdown report, and lists the charts; each family's
+ * rows, table and chart live in their own module (report-throughput.ts, report-latency.ts,
+ * report-many.ts, report-replay.ts), the targets in targets.ts. Pure functions; the runner does
+ * the I/O.
  */
+import { fmt, fmtInt, median, mib, percentile, ratio } from "./format.js";
+import { latencyChart, latencyRows, latencyTable } from "./report-latency.js";
+import { manyChart, manyIdleTable, manyLoadTable, manyRows } from "./report-many.js";
+import { replayChart, replayRows, replayTable } from "./report-replay.js";
+import { cpuChart, throughputChart, throughputRows, throughputTable } from "./report-throughput.js";
+import { targetChecks, targetTable } from "./targets.js";
 import {
   type Contender,
   type DrainJob,
@@ -11,14 +19,17 @@ import {
   type Result,
   type SlowJob,
   type SlowResult,
-  type ThroughputJob,
-  type ThroughputResult,
 } from "./types.js";
+
+export { median, payloadLabel, percentile } from "./format.js";
+
+/** A measured run's job as latest.json keeps it: without the server URL (of each kind). */
+export type RunJob = Job extends infer J ? (J extends Job ? Omit<J, "url"> : never) : never;
 
 /** One measured run as latest.json keeps it. */
 export interface Run {
   rep: number;
-  job: Omit<Job, "url">;
+  job: RunJob;
   /** Wall time of the whole child process, ms. */
   wallMs: number;
   /**
@@ -52,157 +63,12 @@ export interface Meta {
   durationSeconds: number;
 }
 
-export function median(xs: readonly number[]): number {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/** Nearest-rank percentile, p in 0..100. */
-export function percentile(xs: readonly number[], p: number): number {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const rank = Math.max(1, Math.ceil((p / 100) * s.length));
-  return s[Math.min(s.length, rank) - 1]!;
-}
-
-function fmtInt(x: number): string {
-  return Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "—";
-}
-
-function fmt(x: number, digits = 2): string {
-  return Number.isFinite(x) ? x.toFixed(digits) : "—";
-}
-
-function ratio(a: number, b: number): string {
-  return Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : "—";
-}
-
-export function payloadLabel(bytes: number): string {
-  return bytes >= 1024 ? `${bytes / 1024} KiB` : `${bytes} B`;
-}
-
-function mib(kb: number): number {
-  return kb / 1024;
-}
-
 const JS_CONTENDERS: readonly Exclude<Contender, "core">[] = ["ours", "v3", "v2"];
-
-// ── throughput ─────────────────────────────────────────────────────────────────────────────
-
-export interface ThroughputRow {
-  contender: Contender;
-  ack: boolean;
-  payload: number;
-  maxMessages: number;
-  messages: number;
-  runs: number;
-  failed: number;
-  msgPerSec: number;
-  cpuUsPerMsg: number;
-  /** nats-server CPU over the child's life, per message. */
-  serverCpuUsPerMsg: number;
-  maxRssMiB: number;
-}
 
 function okRuns<R extends Result>(runs: readonly Run[], kind: R["kind"]): { job: Job; r: R }[] {
   return runs
     .filter((r) => r.result?.kind === kind)
     .map((r) => ({ job: r.job as Job, r: r.result as R }));
-}
-
-export function throughputRows(runs: readonly Run[]): ThroughputRow[] {
-  const groups = new Map<
-    string,
-    { job: ThroughputJob; results: ThroughputResult[]; server: number[]; failed: number }
-  >();
-  for (const run of runs) {
-    if (run.job.kind !== "throughput") continue;
-    const job = run.job as ThroughputJob;
-    const key = `${job.contender}|${job.ack}|${job.payload}|${job.maxMessages}`;
-    let g = groups.get(key);
-    if (!g) {
-      g = { job, results: [], server: [], failed: 0 };
-      groups.set(key, g);
-    }
-    if (run.result?.kind === "throughput") {
-      g.results.push(run.result);
-      if (run.cpu) g.server.push((run.cpu.serverMs * 1000) / job.messages);
-    } else {
-      g.failed++;
-    }
-  }
-  return [...groups.values()].map(({ job, results, server, failed }) => ({
-    contender: job.contender,
-    ack: job.ack,
-    payload: job.payload,
-    maxMessages: job.maxMessages,
-    messages: job.messages,
-    runs: results.length,
-    failed,
-    msgPerSec: median(results.map((r) => r.msgPerSec)),
-    cpuUsPerMsg: median(results.map((r) => r.cpuUsPerMsg)),
-    serverCpuUsPerMsg: median(server),
-    maxRssMiB: median(results.map((r) => mib(r.maxRssKb))),
-  }));
-}
-
-function find(
-  rows: readonly ThroughputRow[],
-  contender: Contender,
-  ack: boolean,
-  payload: number,
-  maxMessages: number,
-): ThroughputRow | undefined {
-  if (contender === "core")
-    return rows.find((r) => r.contender === "core" && r.payload === payload);
-  return rows.find(
-    (r) =>
-      r.contender === contender &&
-      r.ack === ack &&
-      r.payload === payload &&
-      r.maxMessages === maxMessages,
-  );
-}
-
-export function throughputTable(rows: readonly ThroughputRow[]): string {
-  const out = [
-    "| acks | payload | max_messages | client | msgs/run | msg/s | ÷ v3 | ÷ ceiling | client CPU µs/msg | ÷ v3 | server CPU µs/msg | peak RSS MiB | ÷ v3 |",
-    "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-  ];
-  const payloads = [...new Set(rows.map((r) => r.payload))].sort((a, b) => a - b);
-  const scenarios = [
-    ...new Set(
-      rows.filter((r) => r.contender !== "core").map((r) => `${r.ack ? 1 : 0}|${r.maxMessages}`),
-    ),
-  ]
-    .map((k) => k.split("|").map(Number) as [number, number])
-    .sort((a, b) => b[0] - a[0] || a[1] - b[1]);
-  for (const payload of payloads) {
-    const ceiling = find(rows, "core", false, payload, 0);
-    if (ceiling) {
-      out.push(
-        `| none (push) | ${payloadLabel(payload)} | — | **${LABELS.core}** | ${fmtInt(ceiling.messages)} | ${fmtInt(ceiling.msgPerSec)}${failNote(ceiling)} | | 1.00× | ${fmt(ceiling.cpuUsPerMsg)} | | ${fmt(ceiling.serverCpuUsPerMsg)} | ${fmt(ceiling.maxRssMiB, 1)} | |`,
-      );
-    }
-    for (const [ack, maxMessages] of scenarios) {
-      const v3 = find(rows, "v3", ack === 1, payload, maxMessages);
-      for (const c of JS_CONTENDERS) {
-        const r = find(rows, c, ack === 1, payload, maxMessages);
-        if (!r) continue;
-        const name = c === "ours" ? `**${LABELS[c]}**` : LABELS[c];
-        out.push(
-          `| ${ack ? "explicit" : "none"} | ${payloadLabel(payload)} | ${maxMessages} | ${name} | ${fmtInt(r.messages)} | ${fmtInt(r.msgPerSec)}${failNote(r)} | ${c === "v3" ? "" : ratio(r.msgPerSec, v3?.msgPerSec ?? Number.NaN)} | ${ratio(r.msgPerSec, ceiling?.msgPerSec ?? Number.NaN)} | ${fmt(r.cpuUsPerMsg)} | ${c === "v3" ? "" : ratio(r.cpuUsPerMsg, v3?.cpuUsPerMsg ?? Number.NaN)} | ${fmt(r.serverCpuUsPerMsg)} | ${fmt(r.maxRssMiB, 1)} | ${c === "v3" ? "" : ratio(r.maxRssMiB, v3?.maxRssMiB ?? Number.NaN)} |`,
-        );
-      }
-    }
-  }
-  return out.join("\n");
-}
-
-function failNote(r: { failed: number }): string {
-  return r.failed > 0 ? ` (${r.failed} run${r.failed > 1 ? "s" : ""} failed)` : "";
 }
 
 // ── drain latency ──────────────────────────────────────────────────────────────────────────
@@ -326,130 +192,6 @@ export function slowTable(rows: readonly SlowRow[]): string {
   return out.join("\n");
 }
 
-// ── targets ────────────────────────────────────────────────────────────────────────────────
-
-export interface TargetCheck {
-  target: string;
-  measured: string;
-  holds: boolean | undefined;
-}
-
-/** The worst case of `ours / v3` (or of `ours` alone) over the rows that match. */
-function worst(
-  rows: readonly ThroughputRow[],
-  pick: (r: ThroughputRow) => boolean,
-  value: (ours: ThroughputRow, other: ThroughputRow) => number,
-  other: Contender,
-  lowIsWorse: boolean,
-): { value: number; where: string; all: string[] } {
-  let w = { value: Number.NaN, where: "no data", all: [] as string[] };
-  for (const ours of rows.filter((r) => r.contender === "ours" && pick(r))) {
-    const o = find(rows, other, ours.ack, ours.payload, ours.maxMessages);
-    if (!o) continue;
-    const v = value(ours, o);
-    const where = `${ours.ack ? "acks" : "no acks"} ${payloadLabel(ours.payload)} max ${ours.maxMessages}`;
-    w.all.push(`${where}: ${v.toFixed(2)}×`);
-    if (Number.isNaN(w.value) || (lowIsWorse ? v < w.value : v > w.value)) {
-      w = { value: v, where, all: w.all };
-    }
-  }
-  return w;
-}
-
-export function targetChecks(
-  tp: readonly ThroughputRow[],
-  dr: readonly DrainRow[],
-  sl: readonly SlowRow[],
-): TargetCheck[] {
-  const checks: TargetCheck[] = [];
-  const add = (
-    target: string,
-    w: { value: number; where: string; all: string[] },
-    ok: (v: number) => boolean,
-  ) => {
-    const has = Number.isFinite(w.value);
-    checks.push({
-      target,
-      measured: has ? `worst ${w.value.toFixed(2)}× (${w.where}); ${w.all.join(", ")}` : "no data",
-      holds: has ? ok(w.value) : undefined,
-    });
-  };
-  const tput = (o: ThroughputRow, x: ThroughputRow) => o.msgPerSec / x.msgPerSec;
-  add(
-    "throughput with acks ≥ 1.3× nats.js v3",
-    worst(tp, (r) => r.ack, tput, "v3", true),
-    (v) => v >= 1.3,
-  );
-  add(
-    "throughput without acks ≥ 1.5× nats.js v3",
-    worst(tp, (r) => !r.ack, tput, "v3", true),
-    (v) => v >= 1.5,
-  );
-  add(
-    "throughput without acks ≥ 0.6× the core subscription",
-    worst(tp, (r) => !r.ack, tput, "core", true),
-    (v) => v >= 0.6,
-  );
-  add(
-    "client CPU per message ≤ 0.6× nats.js v3",
-    worst(
-      tp,
-      () => true,
-      (o, x) => o.cpuUsPerMsg / x.cpuUsPerMsg,
-      "v3",
-      false,
-    ),
-    (v) => v <= 0.6,
-  );
-  add(
-    "peak RSS ≤ nats.js v3's (throughput runs)",
-    worst(
-      tp,
-      () => true,
-      (o, x) => o.maxRssMiB / x.maxRssMiB,
-      "v3",
-      false,
-    ),
-    (v) => v <= 1,
-  );
-  const idle = dr.find((r) => r.contender === "ours" && r.mode === "idle");
-  checks.push({
-    target: "drain latency p99 ≤ 2 ms idle (loopback)",
-    measured: idle
-      ? `p99 ${fmt(idle.p99, 3)} ms (median of ${idle.runs} runs; over all ${idle.runs * idle.trialsPerRun} trials ${fmt(idle.pooledP99, 3)} ms), ${idle.hung} ended late`
-      : "no data",
-    holds: idle ? idle.p99 <= 2 && idle.pooledP99 <= 2 && idle.hung === 0 : undefined,
-  });
-  const oursSlow = sl.find((r) => r.contender === "ours");
-  const v3Slow = sl.find((r) => r.contender === "v3");
-  checks.push({
-    target: "slow consumer: peak RSS ≤ nats.js v3's",
-    measured:
-      oursSlow && v3Slow
-        ? `${fmt(oursSlow.maxRssMiB, 1)} MiB vs ${fmt(v3Slow.maxRssMiB, 1)} MiB (${ratio(oursSlow.maxRssMiB, v3Slow.maxRssMiB)})`
-        : "no data",
-    holds: oursSlow && v3Slow ? oursSlow.maxRssMiB <= v3Slow.maxRssMiB : undefined,
-  });
-  checks.push({
-    target: "slow consumer: backlog never above max_messages",
-    measured: oursSlow
-      ? `highest getPending() ${oursSlow.peakPendingMax} with max_messages ${oursSlow.maxMessages}`
-      : "no data",
-    holds: oursSlow ? oursSlow.peakPendingMax <= oursSlow.maxMessages : undefined,
-  });
-  return checks;
-}
-
-export function targetTable(checks: readonly TargetCheck[]): string {
-  const out = ["| target | measured (medians) | holds |", "|---|---|---|"];
-  for (const c of checks) {
-    out.push(
-      `| ${c.target} | ${c.measured} | ${c.holds === undefined ? "n/a" : c.holds ? "yes" : "**no**"} |`,
-    );
-  }
-  return out.join("\n");
-}
-
 // ── the whole report ───────────────────────────────────────────────────────────────────────
 
 export function metaLines(meta: Meta): string {
@@ -479,19 +221,56 @@ function interferenceLine(runs: readonly Run[]): string {
   return `- other processes' CPU during the kept runs (machine busy time less the server, the child and the runner): median ${fmt(i.median, 1)} %, highest ${fmt(i.max, 1)} % of one core; ${again} run${again === 1 ? "" : "s"} measured again because other processes were busy; ${waited.toFixed(0)} s spent waiting for a quiet machine`;
 }
 
+function reps(runs: readonly Run[]): number {
+  return runs.length ? Math.max(...runs.map((r) => r.rep)) + 1 : 0;
+}
+
+function subtitle(meta: Meta, runs: readonly Run[]): string {
+  const n = reps(runs);
+  return `nats-server ${meta.natsServer}, Node ${meta.node}, ${meta.cpus} CPUs (${meta.cpuModel}), ${n} run${n > 1 ? "s" : ""} each${meta.mode === "short" ? ", short run" : ""}`;
+}
+
 export function markdown(meta: Meta, runs: readonly Run[]): string {
   const tp = throughputRows(runs);
   const dr = drainRows(runs);
   const sl = slowRows(runs);
+  const lat = latencyRows(runs);
+  const many = manyRows(runs);
+  const replay = replayRows(runs);
   const failed = runs.filter((r) => r.error !== undefined);
-  const reps = Math.max(...runs.map((r) => r.rep)) + 1;
-  const parts = [
-    `### Machine\n\n${metaLines(meta)}\n${interferenceLine(runs)}`,
-    `### Throughput, client CPU, peak RSS (median of ${reps} run${reps > 1 ? "s" : ""}, each in a fresh process)\n\n${throughputTable(tp)}`,
-    `### Drain latency: from the call to the end of the \`for await\` loop (median over runs of each run's percentile)\n\n${drainTable(dr)}`,
-    `### Slow consumer (loop body awaits ${sl[0]?.bodyMs ?? 1} ms per message, then acks)\n\n${slowTable(sl)}`,
-    `### Targets\n\n${targetTable(targetChecks(tp, dr, sl))}`,
-  ];
+  const n = reps(runs);
+  const parts = [`### Machine\n\n${metaLines(meta)}\n${interferenceLine(runs)}`];
+  if (tp.length) {
+    parts.push(
+      `### Throughput, client and server CPU, peak RSS (median of ${n} run${n > 1 ? "s" : ""}, each in a fresh process)\n\n${throughputTable(tp)}`,
+    );
+  }
+  if (dr.length) {
+    parts.push(
+      `### Drain latency: from the call to the end of the \`for await\` loop (median over runs of each run's percentile)\n\n${drainTable(dr)}`,
+    );
+  }
+  if (sl.length) {
+    parts.push(
+      `### Slow consumer (loop body awaits ${sl[0]?.bodyMs ?? 1} ms per message, then acks)\n\n${slowTable(sl)}`,
+    );
+  }
+  if (lat.length) {
+    parts.push(
+      `### Latency: publish → loop body, 1 KiB, explicit acks, caught-up consumer (median over runs of each run's percentile)\n\n${latencyTable(lat)}`,
+    );
+  }
+  if (many.length) {
+    const m = many[0]!;
+    parts.push(
+      `### Many iterators on one connection, idle (\`max_messages\` ${m.maxMessages}, \`expires\` ${fmtInt(m.expires)} ms; CPU over a ${fmtInt(m.idleWindowMs)} ms window, × ${fmt(60_000 / m.idleWindowMs, 0)} per minute)\n\n${manyIdleTable(many)}`,
+      `### Many iterators on one connection, under a shared load (${fmtInt(m.messages)} messages spread over the iterators' subjects, explicit acks; throughput over the first ${fmtInt(m.messages * 0.8)})\n\n${manyLoadTable(many)}`,
+    );
+  }
+  if (replay.length) {
+    parts.push(`### Ordered replay and fetch batches\n\n${replayTable(replay)}`);
+  }
+  parts.push(`### Targets\n\n${targetTable(targetChecks({ tp, dr, sl, lat, many, replay }))}`);
   if (failed.length > 0) {
     parts.push(
       `### Failed runs\n\n${failed.map((r) => `- rep ${r.rep + 1} ${r.job.kind} ${r.job.contender}: ${r.error}`).join("\n")}`,
@@ -500,87 +279,23 @@ export function markdown(meta: Meta, runs: readonly Run[]): string {
   return `${parts.join("\n\n")}\n`;
 }
 
-// ── chart ──────────────────────────────────────────────────────────────────────────────────
-
-/** A vega-lite spec: throughput by payload size, grouped by client, one panel per ack mode × max_messages. */
-export function chartSpec(meta: Meta, runs: readonly Run[]): Record<string, unknown> {
-  const rows = throughputRows(runs);
-  const values: Record<string, unknown>[] = [];
-  const panels = [
-    ...new Set(
-      rows.filter((r) => r.contender !== "core").map((r) => `${r.ack ? 1 : 0}|${r.maxMessages}`),
-    ),
-  ]
-    .map((k) => k.split("|").map(Number) as [number, number])
-    .sort((a, b) => b[0] - a[0] || a[1] - b[1]);
-  for (const [ack, maxMessages] of panels) {
-    const panel = `acks ${ack ? "explicit" : "none"}, max_messages ${maxMessages}`;
-    for (const r of rows) {
-      if (r.contender !== "core" && (r.ack !== (ack === 1) || r.maxMessages !== maxMessages)) {
-        continue;
-      }
-      values.push({
-        panel,
-        payload: payloadLabel(r.payload),
-        payloadBytes: r.payload,
-        client: LABELS[r.contender],
-        order: ["ours", "v3", "v2", "core"].indexOf(r.contender),
-        msgPerSec: Math.round(r.msgPerSec),
-      });
-    }
+/** The charts of a run: file-name suffix and vega-lite spec, for each family that ran. */
+export function charts(
+  meta: Meta,
+  runs: readonly Run[],
+): { suffix: string; spec: Record<string, unknown> }[] {
+  const sub = subtitle(meta, runs);
+  const out: { suffix: string; spec: Record<string, unknown> }[] = [];
+  const tp = throughputRows(runs);
+  if (tp.length) {
+    out.push({ suffix: "", spec: throughputChart(tp, `${sub}; core subscription = ceiling`) });
+    out.push({ suffix: "-cpu", spec: cpuChart(tp, sub) });
   }
-  const reps = Math.max(...runs.map((r) => r.rep)) + 1;
-  return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: {
-      text: "JetStream consume(): throughput by payload size (msg/s, median)",
-      subtitle: `nats-server ${meta.natsServer}, Node ${meta.node}, ${meta.cpus} CPUs (${meta.cpuModel}), ${reps} run${reps > 1 ? "s" : ""} each; core subscription = ceiling`,
-    },
-    data: { values },
-    facet: {
-      field: "panel",
-      type: "nominal",
-      title: null,
-      sort: panels.map(([a, m]) => `acks ${a ? "explicit" : "none"}, max_messages ${m}`),
-    },
-    columns: 2,
-    spec: {
-      width: 300,
-      height: 200,
-      mark: { type: "bar", tooltip: true },
-      encoding: {
-        x: {
-          field: "payload",
-          type: "ordinal",
-          title: "payload",
-          sort: { field: "payloadBytes" },
-          axis: { labelAngle: 0 },
-        },
-        xOffset: { field: "client", type: "nominal", sort: { field: "order" } },
-        y: {
-          field: "msgPerSec",
-          type: "quantitative",
-          title: "msg/s (log scale)",
-          scale: {
-            type: "log",
-            domainMin: 1000,
-            domainMax: Math.max(1000, ...rows.map((r) => r.msgPerSec || 0)) * 1.3,
-          },
-          stack: null,
-          axis: { format: "~s" },
-        },
-        color: {
-          field: "client",
-          type: "nominal",
-          sort: { field: "order" },
-          scale: {
-            domain: [LABELS.ours, LABELS.v3, LABELS.v2, LABELS.core],
-            range: ["#e45756", "#4c78a8", "#72b7b2", "#9d9d9d"],
-          },
-          legend: { orient: "bottom", title: null, columns: 4, labelLimit: 400 },
-        },
-      },
-    },
-    config: { font: "DejaVu Sans, Helvetica, Arial, sans-serif", background: "white" },
-  };
+  const lat = latencyRows(runs);
+  if (lat.length) out.push({ suffix: "-latency", spec: latencyChart(lat, sub) });
+  const many = manyRows(runs);
+  if (many.length) out.push({ suffix: "-many", spec: manyChart(many, sub) });
+  const replay = replayRows(runs);
+  if (replay.length) out.push({ suffix: "-replay", spec: replayChart(replay, sub) });
+  return out;
 }

@@ -1,27 +1,30 @@
-/** nats.js v3: `@nats-io/jetstream` `consumer.consume()`. */
-import { jetstream } from "@nats-io/jetstream";
+/** nats.js v3: `@nats-io/jetstream` `consumer.consume()` and `consumer.fetch()`. */
+import { type Consumer, jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import type { Session } from "./api.js";
+import type { BenchConsumer, Session } from "./api.js";
+
+function wrap(c: Consumer): BenchConsumer {
+  return {
+    async consume(maxMessages, extra) {
+      const messages = await c.consume({ max_messages: maxMessages, ...extra });
+      return {
+        messages,
+        end: () => messages.stop(),
+        pending: () => messages.getPending(),
+        closed: () => messages.closed(),
+      };
+    },
+    fetch: (maxMessages, expires) => c.fetch({ max_messages: maxMessages, expires }),
+  };
+}
 
 export async function open(url: string): Promise<Session> {
   const nc = await connect({ servers: url });
   const js = jetstream(nc);
   return {
     endCall: "stop()",
-    async consumer(stream, name) {
-      const c = await js.consumers.get(stream, name);
-      return {
-        async consume(maxMessages) {
-          const messages = await c.consume({ max_messages: maxMessages });
-          return {
-            messages,
-            end: () => messages.stop(),
-            pending: () => messages.getPending(),
-            closed: () => messages.closed(),
-          };
-        },
-      };
-    },
+    consumer: async (stream, name) => wrap(await js.consumers.get(stream, name)),
+    ordered: async (stream) => wrap(await js.consumers.get(stream)),
     flush: () => nc.flush(),
     close: () => nc.close(),
   };
