@@ -40,9 +40,9 @@ import { type Generation, Inboxes } from "./inboxes.js";
 import type { AckTarget } from "./jsmsg.js";
 import { fetchPull, nextPull, PullLedger } from "./ledger.js";
 import { Link } from "./link.js";
-import type { PullRequest } from "./notifications.js";
+import type { Notification, PullRequest } from "./notifications.js";
 import { OrderedCursor } from "./ordered.js";
-import { Recovery } from "./recovery.js";
+import { Recovery, type RecoveryHost } from "./recovery.js";
 import { handleStatus, type StatusEngine } from "./status-handling.js";
 import { DEFAULT_API_PREFIX } from "./target.js";
 
@@ -66,7 +66,7 @@ const RETIRED_LISTEN_MIN_MS = 15_000;
 const ORDERED_FETCH_CREATE_TRIES = 3;
 const enc = new TextEncoder();
 
-export class PullEngine {
+export class PullEngine implements RecoveryHost {
   private running = true;
   private readonly link: Link;
   private readonly inboxes: Inboxes;
@@ -191,18 +191,14 @@ export class PullEngine {
         },
       );
     }
-    const engine = this;
+    // The engine is recovery's host itself (RecoveryHost, below): an object literal with getters
+    // here cost every iterator ~1.5 KB (V8 keeps such a literal in dictionary mode, and each of
+    // its functions is a closure of its own).
     this.recovery = new Recovery(
       {
         nc: cfg.nc,
         stream: cfg.stream,
         consumer: cfg.consumer,
-        infoSubject: () => {
-          const name = this.consumerName;
-          return name === undefined
-            ? undefined
-            : `${cfg.prefix}.CONSUMER.INFO.${cfg.stream}.${name}`;
-        },
         idleHeartbeat: cfg.opts.idle_heartbeat,
         apiTimeout: cfg.apiTimeout,
         bind: cfg.opts.bind,
@@ -210,34 +206,7 @@ export class PullEngine {
         abortOnMissingResource: cfg.opts.abort_on_missing_resource || cfg.fetch === true,
         ordered: cfg.ordered !== undefined,
       },
-      {
-        get running() {
-          return engine.running;
-        },
-        get connected() {
-          return engine.link.connected;
-        },
-        get pulledAt() {
-          return engine.pulledAt;
-        },
-        heardSincePull: () => this.heardSincePull(),
-        openRequests: () => this.ledger.openRequests,
-        // Before any message, consumer info is the only word on the server's backlog (after
-        // one, each ack subject's pending count is fresher).
-        pendingOnServer: (n) => {
-          if (this.receivedMsgs > 0) return;
-          this.backlog = n;
-          this.backlogKnown = true;
-        },
-        epoch: () => `${this.inboxes.current?.gen}.${this.reqSeq}.${this.monitor.lifeCount}`,
-        repull: (how) => {
-          this.rotate(how);
-          this.maybePull();
-          this.watchHeartbeats();
-        },
-        notify: (n) => this.host.notify(n),
-        end: (error) => this.host.end("terminal", error),
-      },
+      this,
     );
     this.ackTarget = {
       nc: cfg.nc,
@@ -543,8 +512,11 @@ export class PullEngine {
     }
   }
 
-  /** Whether the server showed life since the newest request was published (or none is open). */
-  private heardSincePull(): boolean {
+  /**
+   * Whether the server showed life since the newest request was published (or none is open).
+   * @internal RecoveryHost
+   */
+  heardSincePull(): boolean {
     return this.ledger.openRequests === 0 || this.monitor.lifeCount !== this.lifeAtPull;
   }
 
@@ -561,6 +533,68 @@ export class PullEngine {
 
   private debug(description: string): void {
     this.host.notify({ type: "debug", code: 0, description });
+  }
+
+  // RecoveryHost (recovery.ts): what recovery reads from and asks of the engine.
+
+  /** @internal RecoveryHost */
+  isRunning(): boolean {
+    return this.running;
+  }
+
+  /** @internal RecoveryHost */
+  isConnected(): boolean {
+    return this.link.connected;
+  }
+
+  /** @internal RecoveryHost */
+  lastPullAt(): number {
+    return this.pulledAt;
+  }
+
+  /** @internal RecoveryHost */
+  openRequests(): number {
+    return this.ledger.openRequests;
+  }
+
+  /** @internal RecoveryHost */
+  epoch(): string {
+    return `${this.inboxes.current?.gen}.${this.reqSeq}.${this.monitor.lifeCount}`;
+  }
+
+  /** @internal RecoveryHost */
+  infoSubject(): string | undefined {
+    const name = this.consumerName;
+    return name === undefined
+      ? undefined
+      : `${this.cfg.prefix}.CONSUMER.INFO.${this.cfg.stream}.${name}`;
+  }
+
+  /**
+   * @internal RecoveryHost. Before any message, consumer info is the only word on the server's
+   * backlog (after one, each ack subject's pending count is fresher).
+   */
+  pendingOnServer(n: number): void {
+    if (this.receivedMsgs > 0) return;
+    this.backlog = n;
+    this.backlogKnown = true;
+  }
+
+  /** @internal RecoveryHost */
+  repull(how: "retire" | "drop"): void {
+    this.rotate(how);
+    this.maybePull();
+    this.watchHeartbeats();
+  }
+
+  /** @internal RecoveryHost */
+  notify(n: Notification): void {
+    this.host.notify(n);
+  }
+
+  /** @internal RecoveryHost: a terminal end. */
+  end(error: Error): void {
+    this.host.end("terminal", error);
   }
 
   /** Test hook: what the ledger counts as outstanding, and the live generations. */
