@@ -66,12 +66,21 @@ const RETIRED_LISTEN_MIN_MS = 15_000;
 const ORDERED_FETCH_CREATE_TRIES = 3;
 const enc = new TextEncoder();
 
-export class PullEngine implements RecoveryHost {
+/**
+ * The engine is itself what recovery, delivery and status handling work through (RecoveryHost,
+ * DeliveryEngine, StatusEngine): host objects of their own cost each iterator a property store
+ * and a closure per operation (~2 KB of heap in all). The members those interfaces name are public
+ * for them alone (marked @internal); the iterator (messages.ts) uses the others.
+ */
+export class PullEngine implements RecoveryHost, DeliveryEngine, StatusEngine {
   private running = true;
   private readonly link: Link;
-  private readonly inboxes: Inboxes;
-  private readonly ledger = new PullLedger();
-  private readonly monitor: HeartbeatMonitor;
+  /** @internal */
+  readonly inboxes: Inboxes;
+  /** @internal */
+  readonly ledger = new PullLedger();
+  /** @internal */
+  readonly monitor: HeartbeatMonitor;
   private reqSeq = 0;
   /** Messages the server still had for the consumer after the last delivery (ack subject). */
   private backlog = 0;
@@ -83,10 +92,11 @@ export class PullEngine implements RecoveryHost {
    * Bytes of room the next message needs, at least, after 409 Message Size Exceeds MaxBytes
    * (the room the request had, plus one); 0 once a message arrives.
    */
-  private needRoom = 0;
+  private roomNeeded = 0;
   /** Re-pulls after a refusal or a lost request: 50 ms doubling, capped (backoff.ts). */
   private readonly retry = new Backoff();
-  private readonly recovery: Recovery;
+  /** @internal */
+  readonly recovery: Recovery;
   private finished: Promise<void> | undefined;
   /**
    * The hold before the unsubscribe of drain() or close() (see youngHoldMs). A later close() or
@@ -103,11 +113,14 @@ export class PullEngine implements RecoveryHost {
         fenceMax: number;
       }
     | undefined;
-  private readonly ackTarget: AckTarget;
+  /** @internal */
+  readonly ackTarget: AckTarget;
   /** An ordered consumer's position and current server consumer; undefined for a durable. */
-  private readonly cursor: OrderedCursor | undefined;
+  /** @internal */
+  readonly cursor: OrderedCursor | undefined;
   /** A fetch: what its batch has brought so far, and whether the server ended it. */
-  private readonly fetched = { msgs: 0, bytes: 0, ended: false };
+  /** @internal */
+  readonly fetched = { msgs: 0, bytes: 0, ended: false };
   /** Whether the server cut us for what a pull had outstanding (cuts.ts), and the cap since. */
   private readonly cuts = new CutDetector();
   /** When the last data message was accepted (Date.now()), and the server we are on. */
@@ -118,12 +131,12 @@ export class PullEngine implements RecoveryHost {
   /** Whether `backlog` was ever reported (an ack subject, or consumer info). */
   private backlogKnown = false;
   private serverId: string | undefined;
-  /** What delivery and status handling work through (delivery.ts, status-handling.ts). */
-  private readonly parts: DeliveryEngine & StatusEngine;
 
   constructor(
-    private readonly cfg: EngineConfig,
-    private readonly host: EngineHost,
+    /** @internal */
+    readonly cfg: EngineConfig,
+    /** @internal */
+    readonly host: EngineHost,
   ) {
     this.inboxes = new Inboxes(
       cfg.nc,
@@ -216,36 +229,6 @@ export class PullEngine implements RecoveryHost {
       termReason: serverAtLeast(cfg.nc.info?.version, 2, 10),
       flavor: cfg.flavor,
     };
-    this.parts = {
-      cfg,
-      host,
-      ledger: this.ledger,
-      inboxes: this.inboxes,
-      monitor: this.monitor,
-      recovery: this.recovery,
-      cursor: this.cursor,
-      ackTarget: this.ackTarget,
-      fetched: this.fetched,
-      consumerName: () => this.consumerName,
-      accepted: (pending, size) => {
-        this.lastDataAt = Date.now();
-        this.backlogKnown = true;
-        this.receivedMsgs++;
-        this.receivedBytes += size;
-        this.retry.reset();
-        this.needRoom = 0;
-        this.backlog = pending;
-      },
-      needRoom: (bytes) => {
-        this.needRoom = bytes;
-      },
-      rotate: (how) => this.rotate(how),
-      retryLater: (capMs) => this.retryLater(capMs),
-      completeFetch: () => this.completeFetch(),
-      maybePull: () => this.maybePull(),
-      watchHeartbeats: () => this.watchHeartbeats(),
-      debug: (description) => this.debug(description),
-    };
   }
 
   /**
@@ -278,8 +261,8 @@ export class PullEngine implements RecoveryHost {
     }
   }
 
-  /** The server consumer pulls go to; undefined while an ordered one is being created. */
-  private get consumerName(): string | undefined {
+  /** The server consumer pulls go to; undefined while an ordered one is being re-created. @internal DeliveryEngine */
+  consumerName(): string | undefined {
     return this.cursor ? this.cursor.name : this.cfg.consumer;
   }
 
@@ -292,7 +275,7 @@ export class PullEngine implements RecoveryHost {
     if (!this.running || !this.link.connected || this.retry.pending) return;
     const g = this.inboxes.current;
     if (!g || g.fencing) return;
-    const consumer = this.consumerName;
+    const consumer = this.consumerName();
     if (consumer === undefined) return;
     const o = this.cfg.opts;
     let next: { batch: number; maxBytes: number } | undefined;
@@ -305,7 +288,7 @@ export class PullEngine implements RecoveryHost {
       }
       next = f;
     } else {
-      next = nextPull(o, this.host.held, this.ledger, this.backlog, this.needRoom, this.cuts.cap);
+      next = nextPull(o, this.host.held, this.ledger, this.backlog, this.roomNeeded, this.cuts.cap);
     }
     if (!next) return;
     const { batch, maxBytes } = next;
@@ -441,7 +424,8 @@ export class PullEngine implements RecoveryHost {
   }
 
   /** A fetch's batch is complete: stop, and let the iterator close with what it holds. */
-  private completeFetch(): void {
+  /** @internal StatusEngine */
+  completeFetch(): void {
     if (this.fetched.ended) return;
     this.fetched.ended = true;
     this.stopPulling();
@@ -470,7 +454,8 @@ export class PullEngine implements RecoveryHost {
   }
 
   /** Moves to a new inbox generation after a fault; its open requests are forgotten. */
-  private rotate(how: "retire" | "drop"): void {
+  /** @internal DeliveryEngine, StatusEngine */
+  rotate(how: "retire" | "drop"): void {
     // Once it stopped pulling, the iterator is unsubscribing: no new inbox, and the ledger keeps
     // counting what the fence may still bring (no pull can follow, so over-counting is harmless
     // and under-counting would NAK messages the drain should hand out).
@@ -504,9 +489,9 @@ export class PullEngine implements RecoveryHost {
       if (g === this.inboxes.current && !g.fencing) this.host.end("terminal", err);
       return;
     }
-    if (msg.reply) handleData(this.parts, g, msg, msg.reply);
+    if (msg.reply) handleData(this, g, msg, msg.reply);
     else {
-      handleStatus(this.parts, g, msg);
+      handleStatus(this, g, msg);
       // Also after the statuses that end the iterator or a fetch, which return before maybePull.
       this.endHoldIfIdle();
     }
@@ -521,18 +506,42 @@ export class PullEngine implements RecoveryHost {
   }
 
   /** Re-pulls after a backoff: 50 ms doubling, capped at `capMs` (≤ `idle_heartbeat`), with jitter. */
-  private retryLater(capMs = this.cfg.opts.idle_heartbeat): void {
+  /** @internal StatusEngine */
+  retryLater(capMs = this.cfg.opts.idle_heartbeat): void {
     if (!this.running) return;
     this.retry.schedule(Math.min(capMs, this.cfg.opts.idle_heartbeat), () => this.maybePull());
   }
 
   /** The heartbeat monitor watches while a request is open and the connection is up. */
-  private watchHeartbeats(): void {
+  /** @internal DeliveryEngine, StatusEngine */
+  watchHeartbeats(): void {
     this.monitor.watch(this.running && this.link.connected && this.ledger.openRequests > 0);
   }
 
-  private debug(description: string): void {
+  /** @internal DeliveryEngine, StatusEngine */
+  debug(description: string): void {
     this.host.notify({ type: "debug", code: 0, description });
+  }
+
+  // DeliveryEngine (delivery.ts), StatusEngine (status-handling.ts).
+
+  /**
+   * @internal DeliveryEngine. A message of `size` bytes is accepted: the retry backoff and the
+   * room awaited after 409 start over; `pending` (its ack subject) is the server's backlog now.
+   */
+  accepted(pending: number, size: number): void {
+    this.lastDataAt = Date.now();
+    this.backlogKnown = true;
+    this.receivedMsgs++;
+    this.receivedBytes += size;
+    this.retry.reset();
+    this.roomNeeded = 0;
+    this.backlog = pending;
+  }
+
+  /** @internal StatusEngine: after 409 Message Size Exceeds MaxBytes, the room the next message needs. */
+  needRoom(bytes: number): void {
+    this.roomNeeded = bytes;
   }
 
   // RecoveryHost (recovery.ts): what recovery reads from and asks of the engine.
@@ -564,7 +573,7 @@ export class PullEngine implements RecoveryHost {
 
   /** @internal RecoveryHost */
   infoSubject(): string | undefined {
-    const name = this.consumerName;
+    const name = this.consumerName();
     return name === undefined
       ? undefined
       : `${this.cfg.prefix}.CONSUMER.INFO.${this.cfg.stream}.${name}`;

@@ -180,7 +180,10 @@ export class Notifier {
     this.backlog = undefined;
     if (backlog) for (const n of backlog) l.push(n);
     if (this.ended) l.end();
-    else (this.listeners ??= new Set()).add(l as Listener<unknown>);
+    else {
+      this.listeners ??= new Set();
+      this.listeners.add(l as Listener<unknown>);
+    }
     return l;
   }
 
