@@ -36,10 +36,10 @@ import { type DeliveryEngine, handleData } from "./delivery.js";
 import type { EngineConfig, EngineHost } from "./engine-host.js";
 import { ConnectionClosedError, HeartbeatsMissedError } from "./errors.js";
 import { HeartbeatMonitor } from "./heartbeats.js";
-import { type Generation, Inboxes } from "./inboxes.js";
+import { type Generation, type InboxEvents, Inboxes } from "./inboxes.js";
 import type { AckTarget } from "./jsmsg.js";
 import { fetchPull, nextPull, PullLedger } from "./ledger.js";
-import { Link } from "./link.js";
+import { Link, type LinkEvents } from "./link.js";
 import type { Notification, PullRequest } from "./notifications.js";
 import { OrderedCursor } from "./ordered.js";
 import { Recovery, type RecoveryHost } from "./recovery.js";
@@ -68,11 +68,14 @@ const enc = new TextEncoder();
 
 /**
  * The engine is itself what recovery, delivery and status handling work through (RecoveryHost,
- * DeliveryEngine, StatusEngine): host objects of their own cost each iterator a property store
+ * DeliveryEngine, StatusEngine), and what its link and inboxes report to (LinkEvents,
+ * InboxEvents): host objects of their own cost each iterator a property store
  * and a closure per operation (~2 KB of heap in all). The members those interfaces name are public
  * for them alone (marked @internal); the iterator (messages.ts) uses the others.
  */
-export class PullEngine implements RecoveryHost, DeliveryEngine, StatusEngine {
+export class PullEngine
+  implements RecoveryHost, DeliveryEngine, StatusEngine, LinkEvents, InboxEvents
+{
   private running = true;
   private readonly link: Link;
   /** @internal */
@@ -141,49 +144,12 @@ export class PullEngine implements RecoveryHost, DeliveryEngine, StatusEngine {
     this.inboxes = new Inboxes(
       cfg.nc,
       newInbox(cfg.nc),
-      {
-        message: (g, err, msg) => this.onMessage(g, err, msg),
-        closedByConnection: () => this.onSubscriptionLost(),
-      },
+      this,
       cfg.opts.idle_heartbeat,
       Math.max(cfg.opts.expires, RETIRED_LISTEN_MIN_MS),
     );
     this.monitor = new HeartbeatMonitor(cfg.opts.idle_heartbeat, (n) => this.missed(n));
-    this.link = new Link(cfg.nc, {
-      disconnected: () => {
-        // No fence on a connection that is down: a drain() holding for a young request stops.
-        this.hold?.proceed(0);
-        // The server was sending us more: messages of the newest pull were arriving; or none had
-        // yet, but the server had more for us (the last ack subject, or consumer info, said so;
-        // with no word at all, the pull was just published): it queues a whole batch at once, so
-        // a cut can come before the first message.
-        const now = Date.now();
-        const sending =
-          this.lastDataAt >= this.pulledAt
-            ? now - this.lastDataAt <= FLOWING_MS
-            : this.backlogKnown
-              ? this.backlog > 0
-              : now - this.pulledAt <= FLOWING_MS;
-        this.cuts.disconnected({
-          outstanding: this.ledger.outstandingMessages,
-          sending,
-          meanSize: this.receivedMsgs > 0 ? this.receivedBytes / this.receivedMsgs : 0,
-          maxPayload: this.cfg.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD,
-          serverId: this.serverId,
-        });
-        this.watchHeartbeats();
-      },
-      reconnected: () => {
-        this.onReconnected();
-        this.recovery.reconnected();
-      },
-      ended: (verdict) => {
-        // The verdict first: an iterator already closed (a drained buffer still being handed
-        // out) must know a failure is coming before its buffer is dropped.
-        this.host.end("lost", verdict);
-        this.onSubscriptionLost();
-      },
-    });
+    this.link = new Link(cfg.nc, this);
     if (cfg.ordered) {
       this.cursor = new OrderedCursor(
         {
@@ -484,7 +450,8 @@ export class PullEngine implements RecoveryHost, DeliveryEngine, StatusEngine {
     void this.inboxes.closeAll(0);
   }
 
-  private onMessage(g: Generation, err: Error | null, msg: MsgLike): void {
+  /** @internal InboxEvents: a message (or a subscription error) on a generation's inbox. */
+  message(g: Generation, err: Error | null, msg: MsgLike): void {
     if (err) {
       if (g === this.inboxes.current && !g.fencing) this.host.end("terminal", err);
       return;
@@ -521,6 +488,52 @@ export class PullEngine implements RecoveryHost, DeliveryEngine, StatusEngine {
   /** @internal DeliveryEngine, StatusEngine */
   debug(description: string): void {
     this.host.notify({ type: "debug", code: 0, description });
+  }
+
+  // LinkEvents (link.ts), InboxEvents (inboxes.ts).
+
+  /** @internal LinkEvents: the connection is down. */
+  disconnected(): void {
+    // No fence on a connection that is down: a drain() holding for a young request stops.
+    this.hold?.proceed(0);
+    // The server was sending us more: messages of the newest pull were arriving; or none had
+    // yet, but the server had more for us (the last ack subject, or consumer info, said so;
+    // with no word at all, the pull was just published): it queues a whole batch at once, so
+    // a cut can come before the first message.
+    const now = Date.now();
+    const sending =
+      this.lastDataAt >= this.pulledAt
+        ? now - this.lastDataAt <= FLOWING_MS
+        : this.backlogKnown
+          ? this.backlog > 0
+          : now - this.pulledAt <= FLOWING_MS;
+    this.cuts.disconnected({
+      outstanding: this.ledger.outstandingMessages,
+      sending,
+      meanSize: this.receivedMsgs > 0 ? this.receivedBytes / this.receivedMsgs : 0,
+      maxPayload: this.cfg.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD,
+      serverId: this.serverId,
+    });
+    this.watchHeartbeats();
+  }
+
+  /** @internal LinkEvents: the connection is back. */
+  reconnected(): void {
+    this.onReconnected();
+    this.recovery.reconnected();
+  }
+
+  /** @internal LinkEvents: the connection closed, with its verdict (link.ts). */
+  ended(verdict: Error | undefined | Promise<Error | undefined>): void {
+    // The verdict first: an iterator already closed (a drained buffer still being handed
+    // out) must know a failure is coming before its buffer is dropped.
+    this.host.end("lost", verdict);
+    this.onSubscriptionLost();
+  }
+
+  /** @internal InboxEvents: the connection closed the current generation's subscription. */
+  closedByConnection(): void {
+    this.onSubscriptionLost();
   }
 
   // DeliveryEngine (delivery.ts), StatusEngine (status-handling.ts).

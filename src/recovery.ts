@@ -25,7 +25,7 @@
  */
 import type { NatsConnectionLike } from "./connection.js";
 import { ConsumerNotFoundError, StreamNotFoundError } from "./errors.js";
-import { ConsumerLookup, type LookupResult } from "./lookup.js";
+import { ConsumerLookup, type LookupConfig, type LookupResult } from "./lookup.js";
 import type { Notification } from "./notifications.js";
 import { classifyStatus } from "./statuses.js";
 
@@ -77,25 +77,45 @@ export interface RecoveryConfig {
   ordered: boolean;
 }
 
-export class Recovery {
+/**
+ * Recovery is itself its lookup's config (LookupConfig): an object of its own, with a closure per
+ * operation, cost each iterator ~0.25 KB of heap.
+ */
+export class Recovery implements LookupConfig {
   private readonly lookup: ConsumerLookup;
   private notFound = 0;
+  /** @internal LookupConfig */
+  readonly nc: NatsConnectionLike;
+  /** @internal LookupConfig: how long one consumer info request waits, ms. */
+  readonly timeout: number;
+  /** @internal LookupConfig: pause between an unanswered request and the next, ms. */
+  readonly interval: number;
 
   constructor(
     private readonly cfg: RecoveryConfig,
     private readonly host: RecoveryHost,
   ) {
-    this.lookup = new ConsumerLookup({
-      nc: cfg.nc,
-      subject: () => host.infoSubject(),
-      timeout: Math.min(cfg.apiTimeout, Math.max(250, cfg.idleHeartbeat / 2)),
-      interval: Math.max(100, cfg.idleHeartbeat / 4),
-      retry: () => host.isRunning() && host.isConnected() && !host.heardSincePull(),
-      answered: (result, afterOutage, numPending) => {
-        if (numPending !== undefined) host.pendingOnServer(numPending);
-        this.onLookup(result, afterOutage);
-      },
-    });
+    this.nc = cfg.nc;
+    this.timeout = Math.min(cfg.apiTimeout, Math.max(250, cfg.idleHeartbeat / 2));
+    this.interval = Math.max(100, cfg.idleHeartbeat / 4);
+    this.lookup = new ConsumerLookup(this);
+  }
+
+  /** @internal LookupConfig: the consumer info subject now. */
+  subject(): string | undefined {
+    return this.host.infoSubject();
+  }
+
+  /** @internal LookupConfig: keep asking after an unanswered request while the fault lasts. */
+  retry(): boolean {
+    const h = this.host;
+    return h.isRunning() && h.isConnected() && !h.heardSincePull();
+  }
+
+  /** @internal LookupConfig: an answer to consumer info. */
+  answered(result: LookupResult, afterOutage: boolean, numPending?: number): void {
+    if (numPending !== undefined) this.host.pendingOnServer(numPending);
+    this.onLookup(result, afterOutage);
   }
 
   /** No more lookups; a pending retry is cleared. Idempotent. */
