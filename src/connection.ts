@@ -134,3 +134,50 @@ export function onConnectionClosed(nc: NatsConnectionLike, fn: ClosedListener): 
     listeners.delete(fn);
   };
 }
+
+type StatusListener = (s: ConnectionStatusLike) => void;
+interface StatusWatcher {
+  iter: StatusIteratorLike;
+  listeners: Set<StatusListener>;
+}
+const statusWatchers = new WeakMap<NatsConnectionLike, StatusWatcher>();
+
+/**
+ * Calls `fn` with every status of the connection from now on. Returns the function that removes
+ * the listener. Throws what `status()` throws (a closed connection). One `status()` iterator per
+ * connection serves every iterator on it, and is stopped when the last listener leaves: one per
+ * iterator cost each ~1 KB of heap (nats.js's queued iterator, its generator and promises).
+ */
+export function onConnectionStatus(nc: NatsConnectionLike, fn: StatusListener): () => void {
+  let w = statusWatchers.get(nc);
+  if (!w) {
+    const watcher: StatusWatcher = { iter: nc.status(), listeners: new Set() };
+    w = watcher;
+    statusWatchers.set(nc, watcher);
+    (async () => {
+      for await (const s of watcher.iter) {
+        for (const l of [...watcher.listeners]) {
+          // A listener removed by an earlier one (its iterator ended) hears no more.
+          if (!watcher.listeners.has(l)) continue;
+          try {
+            l(s);
+          } catch {
+            // One listener's fault must not deafen the others.
+          }
+        }
+      }
+    })()
+      .catch(() => {})
+      .finally(() => {
+        // The iterator ended (the connection closed): the next listener asks for a new one.
+        if (statusWatchers.get(nc) === watcher) statusWatchers.delete(nc);
+      });
+  }
+  const watcher = w;
+  watcher.listeners.add(fn);
+  return () => {
+    if (!watcher.listeners.delete(fn) || watcher.listeners.size > 0) return;
+    if (statusWatchers.get(nc) === watcher) statusWatchers.delete(nc);
+    watcher.iter.stop?.();
+  };
+}

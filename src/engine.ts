@@ -36,13 +36,13 @@ import { type DeliveryEngine, handleData } from "./delivery.js";
 import type { EngineConfig, EngineHost } from "./engine-host.js";
 import { ConnectionClosedError, HeartbeatsMissedError } from "./errors.js";
 import { HeartbeatMonitor } from "./heartbeats.js";
-import { type Generation, Inboxes } from "./inboxes.js";
+import { type Generation, type InboxEvents, Inboxes } from "./inboxes.js";
 import type { AckTarget } from "./jsmsg.js";
 import { fetchPull, nextPull, PullLedger } from "./ledger.js";
-import { Link } from "./link.js";
-import type { PullRequest } from "./notifications.js";
+import { Link, type LinkEvents } from "./link.js";
+import type { Notification, PullRequest } from "./notifications.js";
 import { OrderedCursor } from "./ordered.js";
-import { Recovery } from "./recovery.js";
+import { Recovery, type RecoveryHost } from "./recovery.js";
 import { handleStatus, type StatusEngine } from "./status-handling.js";
 import { DEFAULT_API_PREFIX } from "./target.js";
 
@@ -66,12 +66,24 @@ const RETIRED_LISTEN_MIN_MS = 15_000;
 const ORDERED_FETCH_CREATE_TRIES = 3;
 const enc = new TextEncoder();
 
-export class PullEngine {
+/**
+ * The engine is itself what recovery, delivery and status handling work through (RecoveryHost,
+ * DeliveryEngine, StatusEngine), and what its link and inboxes report to (LinkEvents,
+ * InboxEvents): host objects of their own cost each iterator a property store
+ * and a closure per operation (~2 KB of heap in all). The members those interfaces name are public
+ * for them alone (marked @internal); the iterator (messages.ts) uses the others.
+ */
+export class PullEngine
+  implements RecoveryHost, DeliveryEngine, StatusEngine, LinkEvents, InboxEvents
+{
   private running = true;
   private readonly link: Link;
-  private readonly inboxes: Inboxes;
-  private readonly ledger = new PullLedger();
-  private readonly monitor: HeartbeatMonitor;
+  /** @internal */
+  readonly inboxes: Inboxes;
+  /** @internal */
+  readonly ledger = new PullLedger();
+  /** @internal */
+  readonly monitor: HeartbeatMonitor;
   private reqSeq = 0;
   /** Messages the server still had for the consumer after the last delivery (ack subject). */
   private backlog = 0;
@@ -83,10 +95,11 @@ export class PullEngine {
    * Bytes of room the next message needs, at least, after 409 Message Size Exceeds MaxBytes
    * (the room the request had, plus one); 0 once a message arrives.
    */
-  private needRoom = 0;
+  private roomNeeded = 0;
   /** Re-pulls after a refusal or a lost request: 50 ms doubling, capped (backoff.ts). */
   private readonly retry = new Backoff();
-  private readonly recovery: Recovery;
+  /** @internal */
+  readonly recovery: Recovery;
   private finished: Promise<void> | undefined;
   /**
    * The hold before the unsubscribe of drain() or close() (see youngHoldMs). A later close() or
@@ -103,11 +116,14 @@ export class PullEngine {
         fenceMax: number;
       }
     | undefined;
-  private readonly ackTarget: AckTarget;
+  /** @internal */
+  readonly ackTarget: AckTarget;
   /** An ordered consumer's position and current server consumer; undefined for a durable. */
-  private readonly cursor: OrderedCursor | undefined;
+  /** @internal */
+  readonly cursor: OrderedCursor | undefined;
   /** A fetch: what its batch has brought so far, and whether the server ended it. */
-  private readonly fetched = { msgs: 0, bytes: 0, ended: false };
+  /** @internal */
+  readonly fetched = { msgs: 0, bytes: 0, ended: false };
   /** Whether the server cut us for what a pull had outstanding (cuts.ts), and the cap since. */
   private readonly cuts = new CutDetector();
   /** When the last data message was accepted (Date.now()), and the server we are on. */
@@ -118,59 +134,22 @@ export class PullEngine {
   /** Whether `backlog` was ever reported (an ack subject, or consumer info). */
   private backlogKnown = false;
   private serverId: string | undefined;
-  /** What delivery and status handling work through (delivery.ts, status-handling.ts). */
-  private readonly parts: DeliveryEngine & StatusEngine;
 
   constructor(
-    private readonly cfg: EngineConfig,
-    private readonly host: EngineHost,
+    /** @internal */
+    readonly cfg: EngineConfig,
+    /** @internal */
+    readonly host: EngineHost,
   ) {
     this.inboxes = new Inboxes(
       cfg.nc,
       newInbox(cfg.nc),
-      {
-        message: (g, err, msg) => this.onMessage(g, err, msg),
-        closedByConnection: () => this.onSubscriptionLost(),
-      },
+      this,
       cfg.opts.idle_heartbeat,
       Math.max(cfg.opts.expires, RETIRED_LISTEN_MIN_MS),
     );
     this.monitor = new HeartbeatMonitor(cfg.opts.idle_heartbeat, (n) => this.missed(n));
-    this.link = new Link(cfg.nc, {
-      disconnected: () => {
-        // No fence on a connection that is down: a drain() holding for a young request stops.
-        this.hold?.proceed(0);
-        // The server was sending us more: messages of the newest pull were arriving; or none had
-        // yet, but the server had more for us (the last ack subject, or consumer info, said so;
-        // with no word at all, the pull was just published): it queues a whole batch at once, so
-        // a cut can come before the first message.
-        const now = Date.now();
-        const sending =
-          this.lastDataAt >= this.pulledAt
-            ? now - this.lastDataAt <= FLOWING_MS
-            : this.backlogKnown
-              ? this.backlog > 0
-              : now - this.pulledAt <= FLOWING_MS;
-        this.cuts.disconnected({
-          outstanding: this.ledger.outstandingMessages,
-          sending,
-          meanSize: this.receivedMsgs > 0 ? this.receivedBytes / this.receivedMsgs : 0,
-          maxPayload: this.cfg.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD,
-          serverId: this.serverId,
-        });
-        this.watchHeartbeats();
-      },
-      reconnected: () => {
-        this.onReconnected();
-        this.recovery.reconnected();
-      },
-      ended: (verdict) => {
-        // The verdict first: an iterator already closed (a drained buffer still being handed
-        // out) must know a failure is coming before its buffer is dropped.
-        this.host.end("lost", verdict);
-        this.onSubscriptionLost();
-      },
-    });
+    this.link = new Link(cfg.nc, this);
     if (cfg.ordered) {
       this.cursor = new OrderedCursor(
         {
@@ -191,18 +170,14 @@ export class PullEngine {
         },
       );
     }
-    const engine = this;
+    // The engine is recovery's host itself (RecoveryHost, below): an object literal with getters
+    // here cost every iterator ~1.5 KB (V8 keeps such a literal in dictionary mode, and each of
+    // its functions is a closure of its own).
     this.recovery = new Recovery(
       {
         nc: cfg.nc,
         stream: cfg.stream,
         consumer: cfg.consumer,
-        infoSubject: () => {
-          const name = this.consumerName;
-          return name === undefined
-            ? undefined
-            : `${cfg.prefix}.CONSUMER.INFO.${cfg.stream}.${name}`;
-        },
         idleHeartbeat: cfg.opts.idle_heartbeat,
         apiTimeout: cfg.apiTimeout,
         bind: cfg.opts.bind,
@@ -210,34 +185,7 @@ export class PullEngine {
         abortOnMissingResource: cfg.opts.abort_on_missing_resource || cfg.fetch === true,
         ordered: cfg.ordered !== undefined,
       },
-      {
-        get running() {
-          return engine.running;
-        },
-        get connected() {
-          return engine.link.connected;
-        },
-        get pulledAt() {
-          return engine.pulledAt;
-        },
-        heardSincePull: () => this.heardSincePull(),
-        openRequests: () => this.ledger.openRequests,
-        // Before any message, consumer info is the only word on the server's backlog (after
-        // one, each ack subject's pending count is fresher).
-        pendingOnServer: (n) => {
-          if (this.receivedMsgs > 0) return;
-          this.backlog = n;
-          this.backlogKnown = true;
-        },
-        epoch: () => `${this.inboxes.current?.gen}.${this.reqSeq}.${this.monitor.lifeCount}`,
-        repull: (how) => {
-          this.rotate(how);
-          this.maybePull();
-          this.watchHeartbeats();
-        },
-        notify: (n) => this.host.notify(n),
-        end: (error) => this.host.end("terminal", error),
-      },
+      this,
     );
     this.ackTarget = {
       nc: cfg.nc,
@@ -246,36 +194,6 @@ export class PullEngine {
       // nats-server 2.9 treats `+TERM <reason>` as no ack at all: send plain +TERM there.
       termReason: serverAtLeast(cfg.nc.info?.version, 2, 10),
       flavor: cfg.flavor,
-    };
-    this.parts = {
-      cfg,
-      host,
-      ledger: this.ledger,
-      inboxes: this.inboxes,
-      monitor: this.monitor,
-      recovery: this.recovery,
-      cursor: this.cursor,
-      ackTarget: this.ackTarget,
-      fetched: this.fetched,
-      consumerName: () => this.consumerName,
-      accepted: (pending, size) => {
-        this.lastDataAt = Date.now();
-        this.backlogKnown = true;
-        this.receivedMsgs++;
-        this.receivedBytes += size;
-        this.retry.reset();
-        this.needRoom = 0;
-        this.backlog = pending;
-      },
-      needRoom: (bytes) => {
-        this.needRoom = bytes;
-      },
-      rotate: (how) => this.rotate(how),
-      retryLater: (capMs) => this.retryLater(capMs),
-      completeFetch: () => this.completeFetch(),
-      maybePull: () => this.maybePull(),
-      watchHeartbeats: () => this.watchHeartbeats(),
-      debug: (description) => this.debug(description),
     };
   }
 
@@ -309,8 +227,8 @@ export class PullEngine {
     }
   }
 
-  /** The server consumer pulls go to; undefined while an ordered one is being created. */
-  private get consumerName(): string | undefined {
+  /** The server consumer pulls go to; undefined while an ordered one is being re-created. @internal DeliveryEngine */
+  consumerName(): string | undefined {
     return this.cursor ? this.cursor.name : this.cfg.consumer;
   }
 
@@ -323,7 +241,7 @@ export class PullEngine {
     if (!this.running || !this.link.connected || this.retry.pending) return;
     const g = this.inboxes.current;
     if (!g || g.fencing) return;
-    const consumer = this.consumerName;
+    const consumer = this.consumerName();
     if (consumer === undefined) return;
     const o = this.cfg.opts;
     let next: { batch: number; maxBytes: number } | undefined;
@@ -336,7 +254,7 @@ export class PullEngine {
       }
       next = f;
     } else {
-      next = nextPull(o, this.host.held, this.ledger, this.backlog, this.needRoom, this.cuts.cap);
+      next = nextPull(o, this.host.held, this.ledger, this.backlog, this.roomNeeded, this.cuts.cap);
     }
     if (!next) return;
     const { batch, maxBytes } = next;
@@ -472,7 +390,8 @@ export class PullEngine {
   }
 
   /** A fetch's batch is complete: stop, and let the iterator close with what it holds. */
-  private completeFetch(): void {
+  /** @internal StatusEngine */
+  completeFetch(): void {
     if (this.fetched.ended) return;
     this.fetched.ended = true;
     this.stopPulling();
@@ -501,7 +420,8 @@ export class PullEngine {
   }
 
   /** Moves to a new inbox generation after a fault; its open requests are forgotten. */
-  private rotate(how: "retire" | "drop"): void {
+  /** @internal DeliveryEngine, StatusEngine */
+  rotate(how: "retire" | "drop"): void {
     // Once it stopped pulling, the iterator is unsubscribing: no new inbox, and the ledger keeps
     // counting what the fence may still bring (no pull can follow, so over-counting is harmless
     // and under-counting would NAK messages the drain should hand out).
@@ -530,37 +450,173 @@ export class PullEngine {
     void this.inboxes.closeAll(0);
   }
 
-  private onMessage(g: Generation, err: Error | null, msg: MsgLike): void {
+  /** @internal InboxEvents: a message (or a subscription error) on a generation's inbox. */
+  message(g: Generation, err: Error | null, msg: MsgLike): void {
     if (err) {
       if (g === this.inboxes.current && !g.fencing) this.host.end("terminal", err);
       return;
     }
-    if (msg.reply) handleData(this.parts, g, msg, msg.reply);
+    if (msg.reply) handleData(this, g, msg, msg.reply);
     else {
-      handleStatus(this.parts, g, msg);
+      handleStatus(this, g, msg);
       // Also after the statuses that end the iterator or a fetch, which return before maybePull.
       this.endHoldIfIdle();
     }
   }
 
-  /** Whether the server showed life since the newest request was published (or none is open). */
-  private heardSincePull(): boolean {
+  /**
+   * Whether the server showed life since the newest request was published (or none is open).
+   * @internal RecoveryHost
+   */
+  heardSincePull(): boolean {
     return this.ledger.openRequests === 0 || this.monitor.lifeCount !== this.lifeAtPull;
   }
 
   /** Re-pulls after a backoff: 50 ms doubling, capped at `capMs` (≤ `idle_heartbeat`), with jitter. */
-  private retryLater(capMs = this.cfg.opts.idle_heartbeat): void {
+  /** @internal StatusEngine */
+  retryLater(capMs = this.cfg.opts.idle_heartbeat): void {
     if (!this.running) return;
     this.retry.schedule(Math.min(capMs, this.cfg.opts.idle_heartbeat), () => this.maybePull());
   }
 
   /** The heartbeat monitor watches while a request is open and the connection is up. */
-  private watchHeartbeats(): void {
+  /** @internal DeliveryEngine, StatusEngine */
+  watchHeartbeats(): void {
     this.monitor.watch(this.running && this.link.connected && this.ledger.openRequests > 0);
   }
 
-  private debug(description: string): void {
+  /** @internal DeliveryEngine, StatusEngine */
+  debug(description: string): void {
     this.host.notify({ type: "debug", code: 0, description });
+  }
+
+  // LinkEvents (link.ts), InboxEvents (inboxes.ts).
+
+  /** @internal LinkEvents: the connection is down. */
+  disconnected(): void {
+    // No fence on a connection that is down: a drain() holding for a young request stops.
+    this.hold?.proceed(0);
+    // The server was sending us more: messages of the newest pull were arriving; or none had
+    // yet, but the server had more for us (the last ack subject, or consumer info, said so;
+    // with no word at all, the pull was just published): it queues a whole batch at once, so
+    // a cut can come before the first message.
+    const now = Date.now();
+    const sending =
+      this.lastDataAt >= this.pulledAt
+        ? now - this.lastDataAt <= FLOWING_MS
+        : this.backlogKnown
+          ? this.backlog > 0
+          : now - this.pulledAt <= FLOWING_MS;
+    this.cuts.disconnected({
+      outstanding: this.ledger.outstandingMessages,
+      sending,
+      meanSize: this.receivedMsgs > 0 ? this.receivedBytes / this.receivedMsgs : 0,
+      maxPayload: this.cfg.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD,
+      serverId: this.serverId,
+    });
+    this.watchHeartbeats();
+  }
+
+  /** @internal LinkEvents: the connection is back. */
+  reconnected(): void {
+    this.onReconnected();
+    this.recovery.reconnected();
+  }
+
+  /** @internal LinkEvents: the connection closed, with its verdict (link.ts). */
+  ended(verdict: Error | undefined | Promise<Error | undefined>): void {
+    // The verdict first: an iterator already closed (a drained buffer still being handed
+    // out) must know a failure is coming before its buffer is dropped.
+    this.host.end("lost", verdict);
+    this.onSubscriptionLost();
+  }
+
+  /** @internal InboxEvents: the connection closed the current generation's subscription. */
+  closedByConnection(): void {
+    this.onSubscriptionLost();
+  }
+
+  // DeliveryEngine (delivery.ts), StatusEngine (status-handling.ts).
+
+  /**
+   * @internal DeliveryEngine. A message of `size` bytes is accepted: the retry backoff and the
+   * room awaited after 409 start over; `pending` (its ack subject) is the server's backlog now.
+   */
+  accepted(pending: number, size: number): void {
+    this.lastDataAt = Date.now();
+    this.backlogKnown = true;
+    this.receivedMsgs++;
+    this.receivedBytes += size;
+    this.retry.reset();
+    this.roomNeeded = 0;
+    this.backlog = pending;
+  }
+
+  /** @internal StatusEngine: after 409 Message Size Exceeds MaxBytes, the room the next message needs. */
+  needRoom(bytes: number): void {
+    this.roomNeeded = bytes;
+  }
+
+  // RecoveryHost (recovery.ts): what recovery reads from and asks of the engine.
+
+  /** @internal RecoveryHost */
+  isRunning(): boolean {
+    return this.running;
+  }
+
+  /** @internal RecoveryHost */
+  isConnected(): boolean {
+    return this.link.connected;
+  }
+
+  /** @internal RecoveryHost */
+  lastPullAt(): number {
+    return this.pulledAt;
+  }
+
+  /** @internal RecoveryHost */
+  openRequests(): number {
+    return this.ledger.openRequests;
+  }
+
+  /** @internal RecoveryHost */
+  epoch(): string {
+    return `${this.inboxes.current?.gen}.${this.reqSeq}.${this.monitor.lifeCount}`;
+  }
+
+  /** @internal RecoveryHost */
+  infoSubject(): string | undefined {
+    const name = this.consumerName();
+    return name === undefined
+      ? undefined
+      : `${this.cfg.prefix}.CONSUMER.INFO.${this.cfg.stream}.${name}`;
+  }
+
+  /**
+   * @internal RecoveryHost. Before any message, consumer info is the only word on the server's
+   * backlog (after one, each ack subject's pending count is fresher).
+   */
+  pendingOnServer(n: number): void {
+    if (this.receivedMsgs > 0) return;
+    this.backlog = n;
+    this.backlogKnown = true;
+  }
+
+  /** @internal RecoveryHost */
+  repull(how: "retire" | "drop"): void {
+    this.rotate(how);
+    this.maybePull();
+    this.watchHeartbeats();
+  }
+
+  /** @internal RecoveryHost */
+  notify(n: Notification): void {
+    this.host.notify(n);
+  }
+
+  /** @internal RecoveryHost: a terminal end. */
+  end(error: Error): void {
+    this.host.end("terminal", error);
   }
 
   /** Test hook: what the ledger counts as outstanding, and the live generations. */

@@ -12,9 +12,10 @@
  * the iterator ends at once, so nothing gentler can slip in before the verdict.
  */
 import {
+  type ConnectionStatusLike,
   type NatsConnectionLike,
   onConnectionClosed,
-  type StatusIteratorLike,
+  onConnectionStatus,
 } from "./connection.js";
 import { ConnectionClosedError } from "./errors.js";
 
@@ -32,7 +33,7 @@ export interface LinkEvents {
 
 export class Link {
   private up = true;
-  private statusIter: StatusIteratorLike | undefined;
+  private unwatchStatus: (() => void) | undefined;
   private unwatchClosed: (() => void) | undefined;
 
   constructor(
@@ -48,30 +49,28 @@ export class Link {
   /** Starts listening to the connection's statuses and its end. */
   start(): void {
     this.unwatchClosed = onConnectionClosed(this.nc, (err) => this.closed(err));
-    let iter: StatusIteratorLike;
     try {
-      iter = this.nc.status();
+      // One status() iterator per connection serves every link on it (connection.ts).
+      this.unwatchStatus = onConnectionStatus(this.nc, (s) => this.status(s));
     } catch {
       return;
     }
-    this.statusIter = iter;
-    (async () => {
-      for await (const s of iter) {
-        if (s.type === "disconnect") {
-          this.up = false;
-          this.events.disconnected();
-        } else if (s.type === "reconnect") {
-          this.up = true;
-          this.events.reconnected();
-        }
-      }
-    })().catch(() => {});
+  }
+
+  private status(s: ConnectionStatusLike): void {
+    if (s.type === "disconnect") {
+      this.up = false;
+      this.events.disconnected();
+    } else if (s.type === "reconnect") {
+      this.up = true;
+      this.events.reconnected();
+    }
   }
 
   /** Stops listening: the status iterator and the closed() listener are removed. Idempotent. */
   stop(): void {
-    this.statusIter?.stop?.();
-    this.statusIter = undefined;
+    this.unwatchStatus?.();
+    this.unwatchStatus = undefined;
     this.unwatchClosed?.();
     this.unwatchClosed = undefined;
   }

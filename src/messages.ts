@@ -92,17 +92,42 @@ export interface Counters {
   pending: number;
 }
 
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve: (v: T) => void;
+/**
+ * A promise resolved from outside, made only when someone asks for it: most iterators never call
+ * drain() or close() or closed(), and three eager deferreds (promise, resolver, closure) cost
+ * each iterator ~0.4 KB of heap. Once made, the same promise is returned; made after the value is
+ * known, it is already resolved with it: either way, `then` callbacks run as with a native
+ * deferred.
+ */
+class Deferred<T> {
+  private made: Promise<T> | undefined;
+  private resolver: ((v: T) => void) | undefined;
+  private settled = false;
+  private value: T | undefined;
+
+  get promise(): Promise<T> {
+    if (!this.made) {
+      this.made = this.settled
+        ? Promise.resolve(this.value as T)
+        : new Promise<T>((r) => {
+            this.resolver = r;
+          });
+    }
+    return this.made;
+  }
+
+  /** The first call wins, as with a native promise's resolve. */
+  resolve(v: T): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.value = v;
+    this.resolver?.(v);
+    this.resolver = undefined;
+  }
 }
 
 function deferred<T>(): Deferred<T> {
-  let resolve!: (v: T) => void;
-  const promise = new Promise<T>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
+  return new Deferred<T>();
 }
 
 /** Whether `r` is a promise-like that must be awaited (a callback's result). */

@@ -159,9 +159,13 @@ class Listener<T> implements AsyncIterableIterator<T> {
  * listener receives them first; later listeners see notifications from the moment they attach.
  */
 export class Notifier {
-  private listeners = new Set<Listener<unknown>>();
+  /** Made by the first listen(): most iterators never have a listener (saves ~0.1 KB each). */
+  private listeners: Set<Listener<unknown>> | undefined;
   private ended = false;
-  /** Notifications nobody has listened to yet; undefined once a listener attached (or at end). */
+  /**
+   * Notifications nobody has listened to yet; undefined once a listener attached (or at end).
+   * The first is held in an array of its own size (push() on an empty one reserves 17 slots).
+   */
   private backlog: Notification[] | undefined = [];
 
   /** A new listener receiving every notification from now on, in nats.js v3's shape. */
@@ -170,18 +174,21 @@ export class Notifier {
   listen<T>(map: (n: Notification) => T | undefined): AsyncIterableIterator<T>;
   listen<T>(map?: (n: Notification) => T | undefined): AsyncIterableIterator<T | Notification> {
     const l = new Listener<T | Notification>(map ?? ((n) => n), (x) =>
-      this.listeners.delete(x as Listener<unknown>),
+      this.listeners?.delete(x as Listener<unknown>),
     );
     const backlog = this.backlog;
     this.backlog = undefined;
     if (backlog) for (const n of backlog) l.push(n);
     if (this.ended) l.end();
-    else this.listeners.add(l as Listener<unknown>);
+    else {
+      this.listeners ??= new Set();
+      this.listeners.add(l as Listener<unknown>);
+    }
     return l;
   }
 
   get size(): number {
-    return this.listeners.size;
+    return this.listeners?.size ?? 0;
   }
 
   /** Notifications held for the first listener (tests: proof that the backlog stays bounded). */
@@ -193,18 +200,22 @@ export class Notifier {
     const n = toV3(engineNote);
     const backlog = this.backlog;
     if (backlog) {
+      if (backlog.length === 0) {
+        this.backlog = [n];
+        return;
+      }
       backlog.push(n);
       if (backlog.length > BACKLOG_LIMIT) backlog.shift();
       return;
     }
-    for (const l of this.listeners) l.push(n);
+    if (this.listeners) for (const l of this.listeners) l.push(n);
   }
 
   /** Ends every listener (they finish reading what is queued) and forgets them. Idempotent. */
   end(): void {
     this.ended = true;
     this.backlog = undefined;
-    for (const l of this.listeners) l.end();
-    this.listeners.clear();
+    if (this.listeners) for (const l of this.listeners) l.end();
+    this.listeners?.clear();
   }
 }

@@ -25,24 +25,32 @@
  */
 import type { NatsConnectionLike } from "./connection.js";
 import { ConsumerNotFoundError, StreamNotFoundError } from "./errors.js";
-import { ConsumerLookup, type LookupResult } from "./lookup.js";
+import { ConsumerLookup, type LookupConfig, type LookupResult } from "./lookup.js";
 import type { Notification } from "./notifications.js";
 import { classifyStatus } from "./statuses.js";
 
-/** What recovery reads from and asks of the engine. */
+/**
+ * What recovery reads from and asks of the engine. Methods only: the engine itself implements it
+ * (one per iterator, so no host object or closures of its own; see engine.ts).
+ */
 export interface RecoveryHost {
   /** Still pulling (open, not stopped). */
-  readonly running: boolean;
+  isRunning(): boolean;
   /** The connection is up. */
-  readonly connected: boolean;
+  isConnected(): boolean;
   /** When the newest request was published (Date.now()). */
-  readonly pulledAt: number;
+  lastPullAt(): number;
   /** Whether the server showed life since the newest request was published (or none is open). */
   heardSincePull(): boolean;
   /** Requests the ledger counts as open. */
   openRequests(): number;
   /** A token of the pull state: it changes with the generation, a request published, or life. */
   epoch(): string;
+  /**
+   * `$JS.API.CONSUMER.INFO.<stream>.<consumer>` with the API prefix, for the consumer pulled from
+   * now; undefined while an ordered consumer is being re-created.
+   */
+  infoSubject(): string | undefined;
   /** Consumer info says the server has `n` messages not yet delivered to the consumer. */
   pendingOnServer(n: number): void;
   /** Moves to a new inbox generation (the current one retired or dropped) and pulls again. */
@@ -55,11 +63,6 @@ export interface RecoveryConfig {
   nc: NatsConnectionLike;
   stream: string;
   consumer: string;
-  /**
-   * `$JS.API.CONSUMER.INFO.<stream>.<consumer>` with the API prefix, for the consumer pulled from
-   * now; undefined while an ordered consumer is being re-created.
-   */
-  infoSubject(): string | undefined;
   /** `idle_heartbeat`, ms. */
   idleHeartbeat: number;
   /** JetStream API timeout, ms. */
@@ -74,25 +77,45 @@ export interface RecoveryConfig {
   ordered: boolean;
 }
 
-export class Recovery {
+/**
+ * Recovery is itself its lookup's config (LookupConfig): an object of its own, with a closure per
+ * operation, cost each iterator ~0.25 KB of heap.
+ */
+export class Recovery implements LookupConfig {
   private readonly lookup: ConsumerLookup;
   private notFound = 0;
+  /** @internal LookupConfig */
+  readonly nc: NatsConnectionLike;
+  /** @internal LookupConfig: how long one consumer info request waits, ms. */
+  readonly timeout: number;
+  /** @internal LookupConfig: pause between an unanswered request and the next, ms. */
+  readonly interval: number;
 
   constructor(
     private readonly cfg: RecoveryConfig,
     private readonly host: RecoveryHost,
   ) {
-    this.lookup = new ConsumerLookup({
-      nc: cfg.nc,
-      subject: () => cfg.infoSubject(),
-      timeout: Math.min(cfg.apiTimeout, Math.max(250, cfg.idleHeartbeat / 2)),
-      interval: Math.max(100, cfg.idleHeartbeat / 4),
-      retry: () => host.running && host.connected && !host.heardSincePull(),
-      answered: (result, afterOutage, numPending) => {
-        if (numPending !== undefined) host.pendingOnServer(numPending);
-        this.onLookup(result, afterOutage);
-      },
-    });
+    this.nc = cfg.nc;
+    this.timeout = Math.min(cfg.apiTimeout, Math.max(250, cfg.idleHeartbeat / 2));
+    this.interval = Math.max(100, cfg.idleHeartbeat / 4);
+    this.lookup = new ConsumerLookup(this);
+  }
+
+  /** @internal LookupConfig: the consumer info subject now. */
+  subject(): string | undefined {
+    return this.host.infoSubject();
+  }
+
+  /** @internal LookupConfig: keep asking after an unanswered request while the fault lasts. */
+  retry(): boolean {
+    const h = this.host;
+    return h.isRunning() && h.isConnected() && !h.heardSincePull();
+  }
+
+  /** @internal LookupConfig: an answer to consumer info. */
+  answered(result: LookupResult, afterOutage: boolean, numPending?: number): void {
+    if (numPending !== undefined) this.host.pendingOnServer(numPending);
+    this.onLookup(result, afterOutage);
   }
 
   /** No more lookups; a pending retry is cleared. Idempotent. */
@@ -105,13 +128,13 @@ export class Recovery {
    * keeps asking while the open request shows no life.
    */
   checkConsumer(): void {
-    if (this.cfg.bind || !this.host.running) return;
+    if (this.cfg.bind || !this.host.isRunning()) return;
     this.lookup.check();
   }
 
   /** The connection is back. */
   reconnected(): void {
-    if (!this.host.running) return;
+    if (!this.host.isRunning()) return;
     this.host.repull("drop");
     if (!this.cfg.bind) this.lookup.check(true);
   }
@@ -126,7 +149,7 @@ export class Recovery {
     if (classifyStatus(code, description).kind !== "leadership") return false;
     this.host.notify({ type: "debug", code, description });
     const h = this.host;
-    if (h.running && h.connected && !h.heardSincePull()) h.repull("drop");
+    if (h.isRunning() && h.isConnected() && !h.heardSincePull()) h.repull("drop");
     return true;
   }
 
@@ -134,7 +157,7 @@ export class Recovery {
   missed(count: number): void {
     const h = this.host;
     h.notify({ type: "heartbeats_missed", count });
-    if (Date.now() - h.pulledAt < 2 * this.cfg.idleHeartbeat) return;
+    if (Date.now() - h.lastPullAt() < 2 * this.cfg.idleHeartbeat) return;
     this.checkConsumer();
     // While consumer info goes unanswered the consumer has no leader (or the server is hung):
     // a pull now would be lost too. The lookup's first answer pulls at once (onLookup).
@@ -143,7 +166,8 @@ export class Recovery {
     const epoch = h.epoch();
     this.cfg.nc.flush().then(
       () => {
-        if (!h.running || !h.connected || h.epoch() !== epoch || h.openRequests() === 0) return;
+        if (!h.isRunning() || !h.isConnected() || h.epoch() !== epoch || h.openRequests() === 0)
+          return;
         h.notify({
           type: "debug",
           code: 0,
@@ -157,7 +181,7 @@ export class Recovery {
 
   private onLookup(result: LookupResult, afterOutage: boolean): void {
     const h = this.host;
-    if (!h.running) return;
+    if (!h.isRunning()) return;
     const { stream: s, consumer: c, abortOnMissingResource: abort } = this.cfg;
     if (result === "consumer_not_found") {
       h.notify({ type: "consumer_not_found", name: c, stream: s, count: ++this.notFound });
@@ -171,7 +195,7 @@ export class Recovery {
       return;
     }
     this.notFound = 0;
-    if (afterOutage && h.connected && !h.heardSincePull()) {
+    if (afterOutage && h.isConnected() && !h.heardSincePull()) {
       h.notify({
         type: "debug",
         code: 0,
