@@ -27,6 +27,8 @@ export interface DeliveryEngine {
   readonly fetched: { msgs: number; bytes: number };
   /** The server consumer pulls go to; undefined while an ordered one is being re-created. */
   consumerName(): string | undefined;
+  /** `ackPrefix(stream, consumer)`, made once per consumer rather than once per message. */
+  ackPrefix(consumer: string): string;
   /**
    * A message of `size` bytes is accepted: the retry backoff and the room awaited after 409
    * Message Size Exceeds MaxBytes start over, `pending` (from its ack subject) is the server's
@@ -68,7 +70,13 @@ export function handleData(
     engine.debug("dropped a message that arrived while the ordered consumer is re-created");
     return;
   }
-  const pending = scanAckReply(reply, engine.cfg.stream, consumer, counters);
+  const pending = scanAckReply(
+    reply,
+    engine.cfg.stream,
+    consumer,
+    counters,
+    engine.ackPrefix(consumer),
+  );
   if (typeof pending === "string") {
     engine.debug(`dropped inbox message: ${pending}`);
     return;

@@ -37,7 +37,7 @@ import type { EngineConfig, EngineHost } from "./engine-host.js";
 import { ConnectionClosedError, HeartbeatsMissedError } from "./errors.js";
 import { HeartbeatMonitor } from "./heartbeats.js";
 import { type Generation, Inboxes } from "./inboxes.js";
-import type { AckTarget } from "./jsmsg.js";
+import { type AckTarget, ackPrefix } from "./jsmsg.js";
 import { fetchPull, nextPull, PullLedger } from "./ledger.js";
 import { Link } from "./link.js";
 import type { PullRequest } from "./notifications.js";
@@ -118,6 +118,8 @@ export class PullEngine {
   /** Whether `backlog` was ever reported (an ack subject, or consumer info). */
   private backlogKnown = false;
   private serverId: string | undefined;
+  /** The ack subject prefix of the consumer last delivered from (delivery.ts, `ackPrefix`). */
+  private readonly ackPrefixOf = { consumer: "", prefix: "" };
   /** What delivery and status handling work through (delivery.ts, status-handling.ts). */
   private readonly parts: DeliveryEngine & StatusEngine;
 
@@ -258,6 +260,15 @@ export class PullEngine {
       ackTarget: this.ackTarget,
       fetched: this.fetched,
       consumerName: () => this.consumerName,
+      ackPrefix: (consumer) => {
+        // An ordered consumer's name changes when it is re-created: then the prefix is made anew.
+        const memo = this.ackPrefixOf;
+        if (memo.consumer !== consumer) {
+          memo.consumer = consumer;
+          memo.prefix = ackPrefix(cfg.stream, consumer);
+        }
+        return memo.prefix;
+      },
       accepted: (pending, size) => {
         this.lastDataAt = Date.now();
         this.backlogKnown = true;

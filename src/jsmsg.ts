@@ -145,11 +145,17 @@ function note(out: AckCounters | undefined, field: number, value: number): void 
   else if (field === 4) out.pending = value;
 }
 
+/** `$JS.ACK.<stream>.<consumer>.`: how the 9-token ack subjects of `consumer`'s messages start. */
+export function ackPrefix(stream: string, consumer: string): string {
+  return `$JS.ACK.${stream}.${consumer}.`;
+}
+
 /**
  * Checks a `$JS.ACK…` reply subject on the per-message path without allocating: the layout,
  * that it names `stream`/`consumer`, and that the five counters are decimal numbers with a
  * delivery count of at least 1. Returns the `pending` counter, or a string saying what is wrong;
- * when it returns a number and `out` is given, `out` holds the counters.
+ * when it returns a number and `out` is given, `out` holds the counters. `prefix` is
+ * {@link ackPrefix}`(stream, consumer)`, made once by a caller that scans many messages.
  * (`parseAckReply` builds the full `DeliveryInfo`, lazily, when a message's `info` is read.)
  */
 export function scanAckReply(
@@ -157,16 +163,13 @@ export function scanAckReply(
   stream: string,
   consumer: string,
   out?: AckCounters,
+  prefix = ackPrefix(stream, consumer),
 ): number | string {
   // The common case in one pass: `$JS.ACK.<stream>.<consumer>.<five counters>`, nothing after.
-  if (
-    reply.startsWith("$JS.ACK.") &&
-    reply.startsWith(stream, 8) &&
-    reply.charCodeAt(8 + stream.length) === DOT &&
-    reply.startsWith(consumer, 9 + stream.length) &&
-    reply.charCodeAt(9 + stream.length + consumer.length) === DOT
-  ) {
-    const pending = scanCounters(reply, 10 + stream.length + consumer.length, out);
+  // (One startsWith of the whole prefix: a profile of ordered replay found three, for the
+  // pieces, the dearest part of the scan.)
+  if (reply.startsWith(prefix)) {
+    const pending = scanCounters(reply, prefix.length, out);
     if (pending >= 0) return pending;
   }
   return scanAckReplySlowly(reply, stream, consumer, out);

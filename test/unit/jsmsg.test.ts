@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { AckQueue } from "../../src/acks.js";
 import type { MsgLike, NatsConnectionLike } from "../../src/connection.js";
-import { ackCounters, JsMsg, parseAckReply, scanAckReply } from "../../src/jsmsg.js";
+import { ackCounters, ackPrefix, JsMsg, parseAckReply, scanAckReply } from "../../src/jsmsg.js";
 
 /** Ack subjects both parsers refuse, with a word of the reason they give. */
 const MALFORMED: [string, string][] = [
@@ -172,6 +172,21 @@ describe("scanAckReply's counters (what the ordered consumer reads per message)"
       deliverySequence: info.deliverySequence,
       pending: info.pending,
     });
+    // the same with the prefix made once by the caller, as delivery does
+    const again = ackCounters();
+    expect(scanAckReply(reply, "S", "C", again, ackPrefix("S", "C"))).toBe(info.pending);
+    expect(again).toEqual(out);
+  });
+
+  it("the prefix names the stream and consumer whole", () => {
+    expect(ackPrefix("S", "C")).toBe("$JS.ACK.S.C.");
+    // "$JS.ACK.S.C" is a prefix of "$JS.ACK.S.CC…" as a string but not as tokens
+    expect(
+      scanAckReply("$JS.ACK.S.CC.1.2.3.4.5", "S", "C", ackCounters(), "$JS.ACK.S.C."),
+    ).toContain("another stream or consumer");
+    expect(
+      scanAckReply("$JS.ACK.SS.C.1.2.3.4.5", "S", "C", ackCounters(), "$JS.ACK.S.C."),
+    ).toContain("another stream or consumer");
   });
 
   it("reads exact values in the 9-token layout", () => {
