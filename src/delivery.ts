@@ -8,7 +8,7 @@ import { type MsgLike, msgSize } from "./connection.js";
 import type { EngineConfig, EngineHost } from "./engine-host.js";
 import type { HeartbeatMonitor } from "./heartbeats.js";
 import type { Generation, Inboxes } from "./inboxes.js";
-import { type AckTarget, JsMsg, scanAckReply } from "./jsmsg.js";
+import { type AckTarget, ackCounters, JsMsg, scanAckReply } from "./jsmsg.js";
 import type { PullLedger } from "./ledger.js";
 import type { OrderedCursor } from "./ordered.js";
 
@@ -27,6 +27,8 @@ export interface DeliveryEngine {
   readonly fetched: { msgs: number; bytes: number };
   /** The server consumer pulls go to; undefined while an ordered one is being re-created. */
   consumerName(): string | undefined;
+  /** `ackPrefix(stream, consumer)`, made once per consumer rather than once per message. */
+  ackPrefix(consumer: string): string;
   /**
    * A message of `size` bytes is accepted: the retry backoff and the room awaited after 409
    * Message Size Exceeds MaxBytes start over, `pending` (from its ack subject) is the server's
@@ -41,6 +43,13 @@ export interface DeliveryEngine {
   watchHeartbeats(): void;
   debug(description: string): void;
 }
+
+/**
+ * The counters of the message being handled, filled by `scanAckReply`: one record reused for
+ * every message (handleData reads it before anything it calls could handle another message), so
+ * the per-message path reads the sequences without building the message's `info`.
+ */
+const counters = ackCounters();
 
 /** A message with a reply subject that arrived on inbox generation `g`: data, perhaps ours. */
 export function handleData(
@@ -61,12 +70,19 @@ export function handleData(
     engine.debug("dropped a message that arrived while the ordered consumer is re-created");
     return;
   }
-  const pending = scanAckReply(reply, engine.cfg.stream, consumer);
+  const pending = scanAckReply(
+    reply,
+    engine.cfg.stream,
+    consumer,
+    counters,
+    engine.ackPrefix(consumer),
+  );
   if (typeof pending === "string") {
     engine.debug(`dropped inbox message: ${pending}`);
     return;
   }
-  const m = new JsMsg(msg, reply, engine.ackTarget);
+  const { deliverySequence, streamSequence } = counters;
+  const m = new JsMsg(msg, reply, engine.ackTarget, streamSequence);
   if (g !== engine.inboxes.current) {
     // A request cut off after a fault is alive after all (a hung server came back): cut its
     // interest, and give the message back.
@@ -76,7 +92,6 @@ export function handleData(
   }
   const size = msgSize(msg);
   if (cursor) {
-    const { deliverySequence, streamSequence } = m.info;
     if (!engine.ledger.received(size) || !cursor.accept(deliverySequence, streamSequence)) {
       // Delivered but not buffered (no request accounts for it, or one before it is missing):
       // the chain broke here.

@@ -37,7 +37,7 @@ import type { EngineConfig, EngineHost } from "./engine-host.js";
 import { ConnectionClosedError, HeartbeatsMissedError } from "./errors.js";
 import { HeartbeatMonitor } from "./heartbeats.js";
 import { type Generation, type InboxEvents, Inboxes } from "./inboxes.js";
-import type { AckTarget } from "./jsmsg.js";
+import { type AckTarget, ackPrefix } from "./jsmsg.js";
 import { fetchPull, nextPull, PullLedger } from "./ledger.js";
 import { Link, type LinkEvents } from "./link.js";
 import type { Notification, PullRequest } from "./notifications.js";
@@ -134,6 +134,8 @@ export class PullEngine
   /** Whether `backlog` was ever reported (an ack subject, or consumer info). */
   private backlogKnown = false;
   private serverId: string | undefined;
+  /** The ack subject prefix of the consumer last delivered from (delivery.ts, `ackPrefix`). */
+  private readonly ackPrefixOf = { consumer: "", prefix: "" };
 
   constructor(
     /** @internal */
@@ -537,6 +539,19 @@ export class PullEngine
   }
 
   // DeliveryEngine (delivery.ts), StatusEngine (status-handling.ts).
+
+  /**
+   * @internal `ackPrefix(stream, consumer)` for delivery.ts, made once per consumer: an ordered
+   * consumer's name changes when it is re-created, and then the prefix is made anew.
+   */
+  ackPrefix(consumer: string): string {
+    const memo = this.ackPrefixOf;
+    if (memo.consumer !== consumer) {
+      memo.consumer = consumer;
+      memo.prefix = ackPrefix(this.cfg.stream, consumer);
+    }
+    return memo.prefix;
+  }
 
   /**
    * @internal DeliveryEngine. A message of `size` bytes is accepted: the retry backoff and the

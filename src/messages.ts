@@ -399,7 +399,8 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
 
   private handOut(m: JsMsg): M {
     this.counts.processed++;
-    if (this.ordered) this.ordered.position = m.info.streamSequence;
+    // m.seq, not m.info: the sequence scanned on delivery, without parsing the subject again
+    if (this.ordered) this.ordered.position = m.seq;
     return m as unknown as M;
   }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { AckQueue } from "../../src/acks.js";
 import type { MsgLike, NatsConnectionLike } from "../../src/connection.js";
-import { JsMsg, parseAckReply, scanAckReply } from "../../src/jsmsg.js";
+import { ackCounters, ackPrefix, JsMsg, parseAckReply, scanAckReply } from "../../src/jsmsg.js";
 
 /** Ack subjects both parsers refuse, with a word of the reason they give. */
 const MALFORMED: [string, string][] = [
@@ -151,7 +151,94 @@ describe("scanAckReply (the per-message check)", () => {
   });
 });
 
+describe("scanAckReply's counters (what the ordered consumer reads per message)", () => {
+  it.each([
+    ["9 tokens", "$JS.ACK.S.C.3.120.45.1700000000123456789.7"],
+    [
+      "11 tokens (domain, account hash)",
+      "$JS.ACK.hub.HASH.S.C.2.9007199254740991.44.1700000000000000000.0",
+    ],
+    ["11 tokens, no domain", "$JS.ACK._.HASH.S.C.1.5.6.7.123456"],
+    ["12 tokens (a random token)", "$JS.ACK.hub.HASH.S.C.4.77.12.1700000000000000000.42.tok"],
+    ["stream and consumer named like counters", "$JS.ACK.1.2.S.C.1.2.3.4.5.6"],
+  ])("reads every counter of %s as parseAckReply does", (_layout, reply) => {
+    const info = parseAckReply(reply);
+    if (typeof info === "string") throw new Error(info);
+    const out = ackCounters();
+    expect(scanAckReply(reply, "S", "C", out)).toBe(info.pending);
+    expect(out).toEqual({
+      deliveryCount: info.deliveryCount,
+      streamSequence: info.streamSequence,
+      deliverySequence: info.deliverySequence,
+      pending: info.pending,
+    });
+    // the same with the prefix made once by the caller, as delivery does
+    const again = ackCounters();
+    expect(scanAckReply(reply, "S", "C", again, ackPrefix("S", "C"))).toBe(info.pending);
+    expect(again).toEqual(out);
+  });
+
+  it("the prefix names the stream and consumer whole", () => {
+    expect(ackPrefix("S", "C")).toBe("$JS.ACK.S.C.");
+    // "$JS.ACK.S.C" is a prefix of "$JS.ACK.S.CC…" as a string but not as tokens
+    expect(
+      scanAckReply("$JS.ACK.S.CC.1.2.3.4.5", "S", "C", ackCounters(), "$JS.ACK.S.C."),
+    ).toContain("another stream or consumer");
+    expect(
+      scanAckReply("$JS.ACK.SS.C.1.2.3.4.5", "S", "C", ackCounters(), "$JS.ACK.S.C."),
+    ).toContain("another stream or consumer");
+  });
+
+  it("reads exact values in the 9-token layout", () => {
+    const out = ackCounters();
+    expect(scanAckReply("$JS.ACK.S.C.3.120.45.1700000000123456789.7", "S", "C", out)).toBe(7);
+    expect(out).toEqual({
+      deliveryCount: 3,
+      streamSequence: 120,
+      deliverySequence: 45,
+      pending: 7,
+    });
+    // the record is reused: a second message overwrites every counter
+    expect(scanAckReply("$JS.ACK.hub.H.S.C.1.121.46.1.6.x", "S", "C", out)).toBe(6);
+    expect(out).toEqual({
+      deliveryCount: 1,
+      streamSequence: 121,
+      deliverySequence: 46,
+      pending: 6,
+    });
+  });
+
+  it.each([
+    ...MALFORMED,
+    ["$JS.ACK.S.C.1.2.3.4", "tokens"],
+    ["$JS.ACK.d.h.S.C.1.2.3.4", "tokens"],
+    ["$JS.ACK.d.h.S.C.1.2.x.4.5", "non-numeric"],
+    ["$JS.ACK.d.h.S.C.0.2.3.4.5", "delivery count 0"],
+    ["$JS.ACK.S.C.1.2.3.4.5 ", "non-numeric"],
+    ["", "not $JS.ACK"],
+    ["$JS.ACK.", "tokens"],
+    ["$JS.ACK.S.C.1.2.3.4.5.6.7.8.9", "another stream or consumer"],
+  ])("rejects %s with a reason and does not throw", (reply, reason) => {
+    const out = ackCounters();
+    let r: number | string = 0;
+    expect(() => {
+      r = scanAckReply(reply, "S", "C", out);
+    }).not.toThrow();
+    expect(typeof r).toBe("string");
+    expect(r).toContain(reason);
+  });
+});
+
 describe("JsMsg", () => {
+  it("seq is the scanned stream sequence when given one, else the subject's", () => {
+    const nc = fakeNc().nc;
+    const target = { nc, acks: new AckQueue(nc), ackTimeout: 1000, termReason: true };
+    const reply = "$JS.ACK.S.C.1.120.45.1700000000123456789.0";
+    const msg: MsgLike = { subject: "S.x", reply, data: new Uint8Array(), sid: 1 };
+    expect(new JsMsg(msg, reply, target).seq).toBe(120);
+    expect(new JsMsg(msg, reply, target, 120).seq).toBe(120);
+  });
+
   it("exposes payload, sequence, redelivery and timestamps", () => {
     const { nc } = fakeNc();
     const m = jsMsg(nc);
