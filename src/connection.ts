@@ -41,6 +41,8 @@ export interface ConnectionStatusLike {
 
 export interface StatusIteratorLike extends AsyncIterable<ConnectionStatusLike> {
   stop?(err?: Error): void;
+  /** Statuses pushed and not yet yielded (nats.js's queued iterator has it). */
+  getPending?(): number;
 }
 
 export interface NatsConnectionLike {
@@ -138,7 +140,8 @@ export function onConnectionClosed(nc: NatsConnectionLike, fn: ClosedListener): 
 type StatusListener = (s: ConnectionStatusLike) => void;
 interface StatusWatcher {
   iter: StatusIteratorLike;
-  listeners: Set<StatusListener>;
+  /** Each listener, with how many statuses queued before it joined it must not hear. */
+  listeners: Map<StatusListener, { skip: number }>;
 }
 const statusWatchers = new WeakMap<NatsConnectionLike, StatusWatcher>();
 
@@ -151,14 +154,20 @@ const statusWatchers = new WeakMap<NatsConnectionLike, StatusWatcher>();
 export function onConnectionStatus(nc: NatsConnectionLike, fn: StatusListener): () => void {
   let w = statusWatchers.get(nc);
   if (!w) {
-    const watcher: StatusWatcher = { iter: nc.status(), listeners: new Set() };
+    const watcher: StatusWatcher = { iter: nc.status(), listeners: new Map() };
     w = watcher;
     statusWatchers.set(nc, watcher);
     (async () => {
       for await (const s of watcher.iter) {
-        for (const l of [...watcher.listeners]) {
+        for (const [l, joined] of [...watcher.listeners]) {
           // A listener removed by an earlier one (its iterator ended) hears no more.
           if (!watcher.listeners.has(l)) continue;
+          // Queued before it joined: not news to it (a new iterator must not re-pull for a
+          // reconnect that happened before it started).
+          if (joined.skip > 0) {
+            joined.skip--;
+            continue;
+          }
           try {
             l(s);
           } catch {
@@ -174,7 +183,11 @@ export function onConnectionStatus(nc: NatsConnectionLike, fn: StatusListener): 
       });
   }
   const watcher = w;
-  watcher.listeners.add(fn);
+  if (!watcher.listeners.has(fn)) {
+    watcher.listeners.set(fn, {
+      skip: watcher.iter.getPending?.() ?? 0,
+    });
+  }
   return () => {
     if (!watcher.listeners.delete(fn) || watcher.listeners.size > 0) return;
     if (statusWatchers.get(nc) === watcher) statusWatchers.delete(nc);
