@@ -50,8 +50,8 @@ export interface EngineConfig {
   /**
    * One batch (`fetchMessages()`): `max_messages` / `max_bytes` in all, one request at a time;
    * after a fault only the rest is asked for; the batch ends when it is received or the server
-   * ends the request (408 at `expires`), never by a client timer; missed heartbeats end it with
-   * an error.
+   * ends the request (408 at `expires`, or the expiry watch finding it removed without one:
+   * recovery.ts), never by a client timer alone; missed heartbeats end it with an error.
    */
   fetch?: boolean;
   /** Whose `JsMsg.info` shape the messages have (nats.js v3 or v2); default v3. */

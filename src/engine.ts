@@ -181,6 +181,7 @@ export class PullEngine
         stream: cfg.stream,
         consumer: cfg.consumer,
         idleHeartbeat: cfg.opts.idle_heartbeat,
+        expires: cfg.opts.expires,
         apiTimeout: cfg.apiTimeout,
         bind: cfg.opts.bind,
         // A fetch is one call: a missing consumer or stream is its answer, as in nats.js.
@@ -267,7 +268,8 @@ export class PullEngine
       idle_heartbeat: o.idle_heartbeat * NANOS_PER_MS,
     };
     if (maxBytes > 0) body.max_bytes = maxBytes;
-    this.ledger.opened({ id, msgs: batch, bytes: maxBytes });
+    const at = Date.now();
+    this.ledger.opened({ id, msgs: batch, bytes: maxBytes, at });
     try {
       const subject = `${this.cfg.prefix}.CONSUMER.MSG.NEXT.${this.cfg.stream}.${consumer}`;
       this.cfg.nc.publish(subject, enc.encode(JSON.stringify(body)), { reply: id });
@@ -277,8 +279,9 @@ export class PullEngine
       this.debug(`pull not sent: ${String(err)}`);
       return;
     }
-    this.pulledAt = Date.now();
+    this.pulledAt = at;
     this.lifeAtPull = this.monitor.lifeCount;
+    this.recovery.pulled(at);
     this.host.notify({ type: "next", options: body });
     this.watchHeartbeats();
   }
@@ -595,6 +598,11 @@ export class PullEngine
   }
 
   /** @internal RecoveryHost */
+  newestOpen(): { readonly id: string; readonly at: number } | undefined {
+    return this.ledger.newest();
+  }
+
+  /** @internal RecoveryHost */
   epoch(): string {
     return `${this.inboxes.current?.gen}.${this.reqSeq}.${this.monitor.lifeCount}`;
   }
@@ -615,6 +623,13 @@ export class PullEngine
     if (this.receivedMsgs > 0) return;
     this.backlog = n;
     this.backlogKnown = true;
+  }
+
+  /** @internal RecoveryHost */
+  expiredSilently(): void {
+    // A fetch is one request: its end on the server ends the batch, as its 408 would have.
+    if (this.cfg.fetch) this.completeFetch();
+    else this.repull("retire");
   }
 
   /** @internal RecoveryHost */

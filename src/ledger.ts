@@ -21,7 +21,8 @@
  * Deleted) while other requests are open, and a request the server removed silently (its
  * `expires` passed just as a message was ready). The first is reported as `"ambiguous"`: the
  * engine then drops the generation, which cuts every request of it, and calls {@link reset}. The
- * second leaves the request counted until missed heartbeats move to a new generation.
+ * second leaves the request counted until recovery's expiry watch (src/recovery.ts) finds it
+ * still open after its `expires` and a PING, and moves to a new generation.
  *
  * Bytes: only a request published with `max_bytes` counts bytes, and such a request is only
  * published when no other is open (the server may end it silently once its bytes are used up,
@@ -36,6 +37,8 @@ export interface LedgerEntry {
   readonly msgs: number;
   /** Its max_bytes, bytes; 0 = none. */
   readonly bytes: number;
+  /** When it was published (Date.now()), ms. */
+  readonly at: number;
 }
 
 /** What ending a request released, for the `discard` notification. */
@@ -68,6 +71,13 @@ export class PullLedger {
   /** Whether `id` is a request the ledger counts as open. */
   has(id: string): boolean {
     return this.open.has(id);
+  }
+
+  /** The request published last of those counted open, if any. */
+  newest(): LedgerEntry | undefined {
+    let last: LedgerEntry | undefined;
+    for (const e of this.open.values()) last = e;
+    return last;
   }
 
   /** A request was published. */

@@ -13,6 +13,13 @@
  *   there was none was lost: pull again at once;
  * - consumer info answered after unanswered lookups: the consumer has a leader again (or a hung
  *   server came back): pull at once;
+ * - the newest request still counted open after its `expires` (plus a grace) and a PING:
+ *   nats-server removes a request whose `expires` has passed without its 408 when a message is
+ *   ready for it before its expiry timer runs (2.9.10 consumer.go nextWaiting; a probe saw it in
+ *   5 of 20 tries with a message queued across the expiry). The PONG comes after any 408 the
+ *   server sent first, so what is still counted then was removed silently (or, if the server
+ *   read it late, is still alive): retire the inbox and pull again, at most `expires` + 1 s
+ *   after the newest pull rather than two heartbeats after the last sign of life;
  * - missed heartbeats: once the newest request has had two intervals to show life, look the
  *   consumer up (a deleted consumer or stream is reported, and with `abort_on_missing_resource`
  *   ends the iterator) and, unless that lookup goes unanswered, PING the server. A PONG that
@@ -30,6 +37,18 @@ import type { Notification } from "./notifications.js";
 import { classifyStatus } from "./statuses.js";
 
 /**
+ * Bounds of the expiry watch's grace, ms: `idle_heartbeat` / 4 within them. It covers the
+ * server's expiry timer running late and a request read later than the PING after it.
+ */
+const EXPIRY_GRACE_MIN_MS = 250;
+const EXPIRY_GRACE_MAX_MS = 1_000;
+
+/** The expiry watch's timer callback: one function for every Recovery (no closure each). */
+function expiryDue(r: Recovery): void {
+  r.checkExpired();
+}
+
+/**
  * What recovery reads from and asks of the engine. Methods only: the engine itself implements it
  * (one per iterator, so no host object or closures of its own; see engine.ts).
  */
@@ -44,6 +63,8 @@ export interface RecoveryHost {
   heardSincePull(): boolean;
   /** Requests the ledger counts as open. */
   openRequests(): number;
+  /** The newest request the ledger counts as open (id, and when it was published), if any. */
+  newestOpen(): { readonly id: string; readonly at: number } | undefined;
   /** A token of the pull state: it changes with the generation, a request published, or life. */
   epoch(): string;
   /**
@@ -53,6 +74,11 @@ export interface RecoveryHost {
   infoSubject(): string | undefined;
   /** Consumer info says the server has `n` messages not yet delivered to the consumer. */
   pendingOnServer(n: number): void;
+  /**
+   * The open requests ended on the server without a word (the expiry watch): pull again on a new
+   * inbox, or end a fetch as its 408 would have.
+   */
+  expiredSilently(): void;
   /** Moves to a new inbox generation (the current one retired or dropped) and pulls again. */
   repull(how: "retire" | "drop"): void;
   notify(n: Notification): void;
@@ -65,6 +91,8 @@ export interface RecoveryConfig {
   consumer: string;
   /** `idle_heartbeat`, ms. */
   idleHeartbeat: number;
+  /** `expires` of every request, ms. */
+  expires: number;
   /** JetStream API timeout, ms. */
   apiTimeout: number;
   /** Never look the consumer up. */
@@ -84,6 +112,12 @@ export interface RecoveryConfig {
 export class Recovery implements LookupConfig {
   private readonly lookup: ConsumerLookup;
   private notFound = 0;
+  /** The expiry watch's one timer, armed for the oldest request not yet checked. */
+  private expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The request the watch last PINGed about. */
+  private expiryChecked = "";
+  /** How long after its `expires` a request's 408 has to arrive before the watch PINGs, ms. */
+  private readonly expiryGrace: number;
   /** @internal LookupConfig */
   readonly nc: NatsConnectionLike;
   /** @internal LookupConfig: how long one consumer info request waits, ms. */
@@ -98,6 +132,10 @@ export class Recovery implements LookupConfig {
     this.nc = cfg.nc;
     this.timeout = Math.min(cfg.apiTimeout, Math.max(250, cfg.idleHeartbeat / 2));
     this.interval = Math.max(100, cfg.idleHeartbeat / 4);
+    this.expiryGrace = Math.min(
+      EXPIRY_GRACE_MAX_MS,
+      Math.max(EXPIRY_GRACE_MIN_MS, cfg.idleHeartbeat / 4),
+    );
     this.lookup = new ConsumerLookup(this);
   }
 
@@ -118,9 +156,55 @@ export class Recovery implements LookupConfig {
     this.onLookup(result, afterOutage);
   }
 
-  /** No more lookups; a pending retry is cleared. Idempotent. */
+  /** No more lookups or expiry checks; their timers are cleared. Idempotent. */
   stop(): void {
     this.lookup.cancel();
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+  }
+
+  /** A request was published at `at` (Date.now() ms): the expiry watch arms if it is idle. */
+  pulled(at: number): void {
+    if (this.expiryTimer === undefined && this.host.isRunning()) this.armExpiry(at);
+  }
+
+  private armExpiry(at: number): void {
+    const ms = Math.max(0, at + this.cfg.expires + this.expiryGrace - Date.now());
+    this.expiryTimer = setTimeout(expiryDue, ms, this);
+  }
+
+  /**
+   * @internal The expiry watch's timer. Once the newest open request is past its `expires` and
+   * the grace, every open request is past its own: PING, and if the newest is still the newest
+   * and still counted open when the PONG comes, those still counted ended without a word
+   * (an older one still counted may also have completed: the ledger keeps totals, so it cannot
+   * be told from one the server removed). Retire their inbox and pull again (a fetch ends).
+   */
+  checkExpired(): void {
+    this.expiryTimer = undefined;
+    const h = this.host;
+    if (!h.isRunning()) return;
+    const newest = h.newestOpen();
+    // Checked already (a PONG that never came): the next pull re-arms the watch.
+    if (newest === undefined || newest.id === this.expiryChecked) return;
+    if (newest.at + this.cfg.expires + this.expiryGrace > Date.now()) {
+      this.armExpiry(newest.at);
+      return;
+    }
+    this.expiryChecked = newest.id;
+    if (!h.isConnected()) return;
+    this.cfg.nc.flush().then(
+      () => {
+        if (!h.isRunning() || !h.isConnected() || h.newestOpen()?.id !== newest.id) return;
+        h.notify({
+          type: "debug",
+          code: 0,
+          description: `pull request ${newest.id} still open ${Date.now() - newest.at} ms after it was published (expires ${this.cfg.expires} ms), with no 408 before a PONG: the server removed it without a word`,
+        });
+        h.expiredSilently();
+      },
+      () => {},
+    );
   }
 
   /**

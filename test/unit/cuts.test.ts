@@ -98,7 +98,7 @@ describe("nextPull with a cap after a cut", () => {
     const ledger = new PullLedger();
     const held = { size: 0, bytes: 0 };
     expect(nextPull(o, held, ledger, 0, 0, 15)).toEqual({ batch: 15, maxBytes: 0 });
-    ledger.opened({ id: "a", msgs: 15, bytes: 0 });
+    ledger.opened({ id: "a", msgs: 15, bytes: 0, at: 0 });
     // a backlog would allow a second request: not beyond the cap
     expect(nextPull(o, held, ledger, 5000, 0, 15)).toBeUndefined();
     for (let i = 0; i < 10; i++) ledger.received(16_000);

@@ -672,7 +672,7 @@ describe("heartbeats", () => {
   });
 
   it("heartbeats keep an open request alive: no heartbeats_missed", async () => {
-    const ctx = start();
+    const ctx = start({ expires: 30_000 }); // 20 s of heartbeats within its expires
     const { nc, notes } = ctx;
     for (let i = 0; i < 20; i++) {
       await tick(1_000);

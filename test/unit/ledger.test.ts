@@ -7,7 +7,7 @@ import { PullLedger } from "../../src/ledger.js";
 
 function ledgerWith(...reqs: [id: string, msgs: number, bytes?: number][]): PullLedger {
   const l = new PullLedger();
-  for (const [id, msgs, bytes] of reqs) l.opened({ id, msgs, bytes: bytes ?? 0 });
+  for (const [id, msgs, bytes] of reqs) l.opened({ id, msgs, bytes: bytes ?? 0, at: 0 });
   return l;
 }
 
@@ -135,7 +135,7 @@ describe("pull ledger", () => {
           const id = `R${next++}`;
           const n = 1 + rand(5);
           queue.push({ id, n });
-          l.opened({ id, msgs: n, bytes: 0 });
+          l.opened({ id, msgs: n, bytes: 0, at: 0 });
         } else if (op === 1 && queue.length > 0) {
           const head = queue.shift() as { id: string; n: number };
           head.n--;

@@ -1,0 +1,185 @@
+/**
+ * Recovery's expiry watch (src/recovery.ts): nats-server removes a pull request whose `expires`
+ * has passed without its 408 when a message is ready for it before its expiry timer runs (a
+ * real-server probe of this is in test/integration/silent-expiry.test.ts). Heartbeats stop with
+ * it, and a ledger that still counts it holds the next pull back. The watch PINGs once the
+ * newest open request is past its `expires` plus a grace (idle_heartbeat / 4 within 250–1000 ms),
+ * and retires the inbox if the PONG finds that request still counted.
+ * Fake timers; heartbeats are sent by hand so that the heartbeat monitor stays quiet.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { type PullMessagesOptions, pullMessages } from "../../src/consume.js";
+import type { Notification } from "../../src/notifications.js";
+import { FakeNatsConnection, type FakeOptions, type PullRecord, settle, tick } from "./fake-nc.js";
+
+const OPTS: PullMessagesOptions = { expires: 10_000, idle_heartbeat: 1_000, max_messages: 10 };
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+
+afterEach(() => {
+  vi.clearAllTimers();
+  vi.useRealTimers();
+});
+
+function start(opts: PullMessagesOptions = {}, fake: FakeOptions = {}) {
+  const nc = new FakeNatsConnection(fake);
+  const messages = pullMessages(nc, "S", "C", { ...OPTS, ...opts });
+  const notes: Notification[] = [];
+  void (async () => {
+    for await (const n of messages.status()) notes.push(n);
+  })();
+  const watchNotes = () =>
+    notes.filter((n) => n.type === "debug" && /without a word/.test(n.description));
+  return { nc, messages, notes, watchNotes };
+}
+
+/** Heartbeats to `to` every `every` ms for `ms` ms: the request shows life while it lives. */
+async function heartbeats(nc: FakeNatsConnection, to: PullRecord, ms: number, every = 1_000) {
+  for (let t = 0; t < ms; t += every) {
+    await tick(every);
+    nc.sendHeartbeat(to);
+  }
+}
+
+const inboxOf = (reply: string) => reply.slice(0, reply.lastIndexOf("."));
+
+/** close(), the fence on the fake clock, and nothing of the iterator left. */
+async function shutdown({ nc, messages }: ReturnType<typeof start>) {
+  let closed = false;
+  void messages.closed().then(() => {
+    closed = true;
+  });
+  void messages.close();
+  for (let i = 0; i < 10 && !closed; i++) await tick(5_000);
+  expect(closed).toBe(true);
+  await tick();
+  expect(nc.liveSubscriptions).toBe(0);
+  expect(nc.liveStatusListeners).toBe(0);
+  expect(vi.getTimerCount()).toBe(0);
+}
+
+describe("expiry watch", () => {
+  it("no 408 at expires (the server removed the request without a word): a PING 250 ms after it, and at the PONG a pull on a new inbox", async () => {
+    const ctx = start({}, { flushMode: "hold" });
+    const { nc, watchNotes } = ctx;
+    const p1 = nc.lastPull();
+    await heartbeats(nc, p1, 10_000);
+    await tick(249);
+    expect(nc.flushCalls).toBe(0);
+    await tick(1);
+    expect(nc.flushCalls).toBe(1);
+    // nothing moves before the PONG
+    await settle();
+    expect(nc.pulls).toHaveLength(1);
+    nc.answerFlushes();
+    await settle();
+    expect(nc.pulls).toHaveLength(2);
+    const p2 = nc.lastPull();
+    expect(inboxOf(p2.reply)).not.toBe(inboxOf(p1.reply));
+    expect(p2.body.batch).toBe(10);
+    expect(watchNotes()).toHaveLength(1);
+    expect(ctx.notes.filter((n) => n.type === "heartbeats_missed")).toEqual([]);
+    await shutdown(ctx);
+  });
+
+  it("the 408 comes before the PONG: same inbox, one pull more, no retire", async () => {
+    const ctx = start({}, { flushMode: "hold" });
+    const { nc, watchNotes } = ctx;
+    const p1 = nc.lastPull();
+    await heartbeats(nc, p1, 10_000);
+    await tick(250);
+    expect(nc.flushCalls).toBe(1);
+    // the server's expiry timer ran late: its 408 is ahead of the PONG
+    nc.send408(p1, 10);
+    await settle();
+    expect(nc.pulls).toHaveLength(2);
+    nc.answerFlushes();
+    await settle();
+    expect(nc.pulls).toHaveLength(2);
+    expect(nc.subscriptions).toHaveLength(1);
+    expect(inboxOf(nc.lastPull().reply)).toBe(inboxOf(p1.reply));
+    expect(watchNotes()).toEqual([]);
+    await shutdown(ctx);
+  });
+
+  it("two requests, the older past its expires, the newest not yet: no PING until the newest is (the older may have completed unseen)", async () => {
+    const ctx = start({ threshold_messages: 5 }, { flushMode: "hold" });
+    const { nc, messages, watchNotes } = ctx;
+    const p1 = nc.lastPull();
+    for (let i = 0; i < 6; i++) nc.sendData(p1, { pending: 50 });
+    await heartbeats(nc, p1, 3_000);
+    // the loop takes 5: held 1 + outstanding 4 is at the threshold, and the server has more
+    for (let i = 0; i < 5; i++) await messages.next();
+    await settle();
+    expect(nc.pulls).toHaveLength(2);
+    const p2 = nc.lastPull();
+    // p1's expires passes at 10 s: p2 (published at 3 s) lives until 13 s
+    await heartbeats(nc, p2, 10_000);
+    expect(nc.flushCalls).toBe(0);
+    await tick(250);
+    expect(nc.flushCalls).toBe(1);
+    nc.answerFlushes();
+    await settle();
+    expect(watchNotes()).toHaveLength(1);
+    expect(nc.pulls).toHaveLength(3);
+    expect(inboxOf(nc.lastPull().reply)).not.toBe(inboxOf(p2.reply));
+    await shutdown(ctx);
+  });
+
+  it("a pull published before the PONG: the PONG retires nothing (the newest request is new)", async () => {
+    const ctx = start({}, { flushMode: "hold" });
+    const { nc, messages, watchNotes } = ctx;
+    const p1 = nc.lastPull();
+    // 8 buffered, 2 outstanding, a backlog on the server; the request then goes silent past
+    // its expires
+    for (let i = 0; i < 8; i++) nc.sendData(p1, { pending: 50 });
+    await heartbeats(nc, p1, 10_000);
+    await tick(250);
+    expect(nc.flushCalls).toBe(1);
+    // the loop takes 7: held 1 + outstanding 2 is below the threshold and the server has more
+    // than that: a new pull before the PONG
+    for (let i = 0; i < 7; i++) await messages.next();
+    await settle();
+    const pulls = nc.pulls.length;
+    expect(pulls).toBeGreaterThan(1);
+    nc.answerFlushes();
+    await settle();
+    expect(watchNotes()).toEqual([]);
+    expect(nc.subscriptions).toHaveLength(1);
+    expect(nc.pulls).toHaveLength(pulls);
+    await shutdown(ctx);
+  });
+
+  it("the PONG never comes (a hung server): one PING, none more until the next pull", async () => {
+    const ctx = start({ idle_heartbeat: 5_000, expires: 10_000 }, { flushMode: "hold" });
+    const { nc } = ctx;
+    const p1 = nc.lastPull();
+    await heartbeats(nc, p1, 10_000, 2_000);
+    await tick(1_250);
+    expect(nc.flushCalls).toBe(1);
+    // the heartbeat monitor PINGs on its own schedule; the watch adds nothing more
+    const before = nc.flushCalls;
+    await tick(60_000);
+    expect(nc.flushCalls - before).toBe(
+      ctx.notes.filter((n) => n.type === "heartbeats_missed").length,
+    );
+    expect(nc.pulls).toHaveLength(1);
+    await shutdown(ctx);
+  });
+
+  it("default options (expires 30 s, idle_heartbeat 15 s): the grace is 1 s", async () => {
+    const ctx = start({ expires: undefined, idle_heartbeat: undefined }, { flushMode: "auto" });
+    const { nc, watchNotes } = ctx;
+    const p1 = nc.lastPull();
+    await heartbeats(nc, p1, 30_000, 15_000);
+    await tick(999);
+    expect(nc.pulls).toHaveLength(1);
+    await tick(1);
+    await settle();
+    expect(nc.pulls).toHaveLength(2);
+    expect(watchNotes()).toHaveLength(1);
+    await shutdown(ctx);
+  });
+});
