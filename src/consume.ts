@@ -111,7 +111,7 @@ export async function consume<C extends PullConsumerLike>(
  * iterator as `consume()`: `for await`, `next()`, `drain()`, `close()`, `status()`) that ends
  * when the batch is complete — `max_messages` (and/or `max_bytes`) received, or the server ended
  * the request (its 408 at `expires`: no client timer, so nothing that arrives in time is lost; or,
- * when the server removed the expired request without its 408, a PING about 1 s later finds it
+ * when the server removed the expired request without its 408, a PING up to 2 s later finds it
  * so).
  * One request is open at a time; after a fault (reconnect, leadership change) only what the batch
  * still lacks is asked for again, with a new `expires`. It ends with an error, after handing out

@@ -30,8 +30,11 @@ export interface EngineHost {
    */
   end(kind: "terminal", error: Error): void;
   end(kind: "lost", verdict: Error | undefined | Promise<Error | undefined>): void;
-  /** A fetch's batch is complete (received, or ended by the server): nothing more will come. */
-  complete(): void;
+  /**
+   * A fetch's batch is complete (received, or ended by the server): nothing more will come, or,
+   * when `fenced`, nothing after the unsubscribe's fence (the request may still be alive).
+   */
+  complete(fenced: boolean): void;
 }
 
 export interface EngineConfig {

@@ -42,7 +42,7 @@ import { fetchPull, nextPull, PullLedger } from "./ledger.js";
 import { Link, type LinkEvents } from "./link.js";
 import type { Notification, PullRequest } from "./notifications.js";
 import { OrderedCursor } from "./ordered.js";
-import { Recovery, type RecoveryHost } from "./recovery.js";
+import { clock, Recovery, type RecoveryHost } from "./recovery.js";
 import { handleStatus, type StatusEngine } from "./status-handling.js";
 import { DEFAULT_API_PREFIX } from "./target.js";
 
@@ -65,6 +65,16 @@ const RETIRED_LISTEN_MIN_MS = 15_000;
 /** Unanswered creations of an ordered consumer after which a fetch ends (with apiTimeout each). */
 const ORDERED_FETCH_CREATE_TRIES = 3;
 const enc = new TextEncoder();
+
+/**
+ * Whether the server may be one with leafnodes or gateways (its INFO names a cluster or a
+ * JetStream domain, or the API is reached through a prefix): there a request's statuses may cross
+ * a route or a link, and a young request is served without interest (see youngHoldMs).
+ */
+function routed(nc: EngineConfig["nc"], prefix: string): boolean {
+  const info = nc.info;
+  return !!(info?.cluster || info?.domain) || prefix !== DEFAULT_API_PREFIX;
+}
 
 /**
  * The engine is itself what recovery, delivery and status handling work through (RecoveryHost,
@@ -182,6 +192,7 @@ export class PullEngine
         consumer: cfg.consumer,
         idleHeartbeat: cfg.opts.idle_heartbeat,
         expires: cfg.opts.expires,
+        routed: routed(cfg.nc, cfg.prefix),
         apiTimeout: cfg.apiTimeout,
         bind: cfg.opts.bind,
         // A fetch is one call: a missing consumer or stream is its answer, as in nats.js.
@@ -268,8 +279,7 @@ export class PullEngine
       idle_heartbeat: o.idle_heartbeat * NANOS_PER_MS,
     };
     if (maxBytes > 0) body.max_bytes = maxBytes;
-    const at = Date.now();
-    this.ledger.opened({ id, msgs: batch, bytes: maxBytes, at });
+    this.ledger.opened({ id, msgs: batch, bytes: maxBytes, at: clock() });
     try {
       const subject = `${this.cfg.prefix}.CONSUMER.MSG.NEXT.${this.cfg.stream}.${consumer}`;
       this.cfg.nc.publish(subject, enc.encode(JSON.stringify(body)), { reply: id });
@@ -279,9 +289,9 @@ export class PullEngine
       this.debug(`pull not sent: ${String(err)}`);
       return;
     }
-    this.pulledAt = at;
+    this.pulledAt = Date.now();
     this.lifeAtPull = this.monitor.lifeCount;
-    this.recovery.pulled(at);
+    this.recovery.pulled(clock());
     this.host.notify({ type: "next", options: body });
     this.watchHeartbeats();
   }
@@ -370,9 +380,7 @@ export class PullEngine
     // An ordered consumer acks nothing: nothing it misses waits for ack_wait, and the next
     // iterator of it resumes after the last message handed out.
     if (this.ledger.openRequests === 0 || this.cursor) return 0;
-    const info = this.cfg.nc.info;
-    const mayBe = !!(info?.cluster || info?.domain) || this.cfg.prefix !== DEFAULT_API_PREFIX;
-    if (!mayBe) return 0;
+    if (!routed(this.cfg.nc, this.cfg.prefix)) return 0;
     return Math.max(0, YOUNG_REQUEST_MS - (Date.now() - this.pulledAt));
   }
 
@@ -396,11 +404,11 @@ export class PullEngine
 
   /** A fetch's batch is complete: stop, and let the iterator close with what it holds. */
   /** @internal StatusEngine */
-  completeFetch(): void {
+  completeFetch(fenced = false): void {
     if (this.fetched.ended) return;
     this.fetched.ended = true;
     this.stopPulling();
-    this.host.complete();
+    this.host.complete(fenced);
   }
 
   /** The heartbeat monitor reports `count` silent intervals. */
@@ -627,8 +635,9 @@ export class PullEngine
 
   /** @internal RecoveryHost */
   expiredSilently(): void {
-    // A fetch is one request: its end on the server ends the batch, as its 408 would have.
-    if (this.cfg.fetch) this.completeFetch();
+    // A fetch is one request: its end on the server ends the batch, as its 408 would have; but
+    // behind a fence, in case the server read it late and it still sends.
+    if (this.cfg.fetch) this.completeFetch(true);
     else this.repull("retire");
   }
 

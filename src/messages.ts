@@ -231,8 +231,9 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
           else if (RANK[this.phase] < RANK.closed) this.toClosed(why, "lost");
           else this.lateVerdict(why);
         },
-        // A fetch's batch is complete: no request is open, so there is nothing to fence.
-        complete: () => this.toDraining(undefined, 0),
+        // A fetch's batch is complete: no request is open, so there is nothing to fence, unless
+        // the engine only infers it (the expiry watch): then drain behind a fence.
+        complete: (fenced) => this.toDraining(undefined, fenced ? DEFAULT_DRAIN_TIMEOUT : 0),
       },
     );
     const signal = init.opts.signal;

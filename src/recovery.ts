@@ -16,10 +16,15 @@
  * - the newest request still counted open after its `expires` (plus a grace) and a PING:
  *   nats-server removes a request whose `expires` has passed without its 408 when a message is
  *   ready for it before its expiry timer runs (2.9.10 consumer.go nextWaiting; a probe saw it in
- *   5 of 20 tries with a message queued across the expiry). The PONG comes after any 408 the
- *   server sent first, so what is still counted then was removed silently (or, if the server
- *   read it late, is still alive): retire the inbox and pull again, at most `expires` + 1 s
- *   after the newest pull rather than two heartbeats after the last sign of life;
+ *   5 of 20 tries with a message queued across the expiry). The PONG does not strictly follow a
+ *   408 (that goes through the stream's send queue, and in a cluster across a route; the PONG
+ *   is written by our connection's read loop): the grace covers that. If nothing changed by the
+ *   PONG (no life, no pull) and consumer info is not going unanswered, what is still counted is
+ *   taken as ended: retire the inbox and pull again, `expires` + grace + a round trip after the
+ *   newest pull rather than two heartbeats after the last sign of life. Taken wrongly (a 408
+ *   later than the grace, a request the server read late), that costs a new inbox and NAKs, for
+ *   an ordered consumer a re-created server consumer, and ends a fetch behind a fence — never a
+ *   message;
  * - missed heartbeats: once the newest request has had two intervals to show life, look the
  *   consumer up (a deleted consumer or stream is reported, and with `abort_on_missing_resource`
  *   ends the iterator) and, unless that lookup goes unanswered, PING the server. A PONG that
@@ -37,11 +42,23 @@ import type { Notification } from "./notifications.js";
 import { classifyStatus } from "./statuses.js";
 
 /**
- * Bounds of the expiry watch's grace, ms: `idle_heartbeat` / 4 within them. It covers the
- * server's expiry timer running late and a request read later than the PING after it.
+ * The expiry watch's grace after a request's `expires`, ms: `idle_heartbeat` / 4 within
+ * 250–1000 on a lone server. It covers the server's expiry timer running late and the 408 waiting
+ * in the stream's send queue, which the PONG (written by the client's own read loop) can overtake.
+ * Where the 408 may also cross a route or a leafnode link (a cluster, a domain, an API prefix):
+ * `idle_heartbeat` / 2 within 500–2000.
  */
-const EXPIRY_GRACE_MIN_MS = 250;
-const EXPIRY_GRACE_MAX_MS = 1_000;
+function expiryGrace(idleHeartbeat: number, routed: boolean): number {
+  return routed
+    ? Math.min(2_000, Math.max(500, idleHeartbeat / 2))
+    : Math.min(1_000, Math.max(250, idleHeartbeat / 4));
+}
+
+/** setTimeout's longest delay, ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A monotonic clock, ms: the expiry watch's deadlines must not move with the wall clock. */
+export const clock = (): number => performance.now();
 
 /** The expiry watch's timer callback: one function for every Recovery (no closure each). */
 function expiryDue(r: Recovery): void {
@@ -63,7 +80,7 @@ export interface RecoveryHost {
   heardSincePull(): boolean;
   /** Requests the ledger counts as open. */
   openRequests(): number;
-  /** The newest request the ledger counts as open (id, and when it was published), if any. */
+  /** The newest request the ledger counts as open (id, and when it was published: `clock()`). */
   newestOpen(): { readonly id: string; readonly at: number } | undefined;
   /** A token of the pull state: it changes with the generation, a request published, or life. */
   epoch(): string;
@@ -93,6 +110,8 @@ export interface RecoveryConfig {
   idleHeartbeat: number;
   /** `expires` of every request, ms. */
   expires: number;
+  /** A server whose statuses may cross a route or a leafnode link (see engine.ts `routed`). */
+  routed: boolean;
   /** JetStream API timeout, ms. */
   apiTimeout: number;
   /** Never look the consumer up. */
@@ -132,10 +151,7 @@ export class Recovery implements LookupConfig {
     this.nc = cfg.nc;
     this.timeout = Math.min(cfg.apiTimeout, Math.max(250, cfg.idleHeartbeat / 2));
     this.interval = Math.max(100, cfg.idleHeartbeat / 4);
-    this.expiryGrace = Math.min(
-      EXPIRY_GRACE_MAX_MS,
-      Math.max(EXPIRY_GRACE_MIN_MS, cfg.idleHeartbeat / 4),
-    );
+    this.expiryGrace = expiryGrace(cfg.idleHeartbeat, cfg.routed);
     this.lookup = new ConsumerLookup(this);
   }
 
@@ -163,45 +179,73 @@ export class Recovery implements LookupConfig {
     this.expiryTimer = undefined;
   }
 
-  /** A request was published at `at` (Date.now() ms): the expiry watch arms if it is idle. */
+  /** A request was published at `at` (`clock()` ms): the expiry watch arms if it is idle. */
   pulled(at: number): void {
     if (this.expiryTimer === undefined && this.host.isRunning()) this.armExpiry(at);
   }
 
+  /** Arms the watch for the request published at `at`: its `expires` and the grace after it. */
   private armExpiry(at: number): void {
-    const ms = Math.max(0, at + this.cfg.expires + this.expiryGrace - Date.now());
-    this.expiryTimer = setTimeout(expiryDue, ms, this);
+    this.armIn(at + this.cfg.expires + this.expiryGrace - clock());
+  }
+
+  private armIn(ms: number): void {
+    // An `expires` near 2^31 - 1 ms would overflow the timer, which then fires at once.
+    this.expiryTimer = setTimeout(expiryDue, Math.min(Math.max(0, ms), MAX_TIMER_MS), this);
   }
 
   /**
    * @internal The expiry watch's timer. Once the newest open request is past its `expires` and
-   * the grace, every open request is past its own: PING, and if the newest is still the newest
-   * and still counted open when the PONG comes, those still counted ended without a word
-   * (an older one still counted may also have completed: the ledger keeps totals, so it cannot
-   * be told from one the server removed). Retire their inbox and pull again (a fetch ends).
+   * the grace, every open request is past its own: PING. If, when the PONG comes, nothing changed
+   * (the same generation, no request published, no sign of life) and that request is still
+   * counted, what is counted ended without a word — removed by the server, or (an older one
+   * beside it) completed unseen: the ledger keeps totals. Then the inbox is retired and a pull
+   * goes out (a fetch ends behind a fence). Life since the PING, or consumer info going
+   * unanswered (an outage: a pull would be lost too): look again a grace later.
    */
   checkExpired(): void {
     this.expiryTimer = undefined;
     const h = this.host;
     if (!h.isRunning()) return;
     const newest = h.newestOpen();
-    // Checked already (a PONG that never came): the next pull re-arms the watch.
+    // Checked already, its PONG still out (a hung server): the PONG or the next pull re-arms.
     if (newest === undefined || newest.id === this.expiryChecked) return;
-    if (newest.at + this.cfg.expires + this.expiryGrace > Date.now()) {
+    if (newest.at + this.cfg.expires + this.expiryGrace > clock()) {
       this.armExpiry(newest.at);
       return;
     }
     this.expiryChecked = newest.id;
+    // Disconnected: the reconnect pulls again on a new inbox (and re-arms).
     if (!h.isConnected()) return;
+    const epoch = h.epoch();
     this.cfg.nc.flush().then(
       () => {
-        if (!h.isRunning() || !h.isConnected() || h.newestOpen()?.id !== newest.id) return;
-        h.notify({
-          type: "debug",
-          code: 0,
-          description: `pull request ${newest.id} still open ${Date.now() - newest.at} ms after it was published (expires ${this.cfg.expires} ms), with no 408 before a PONG: the server removed it without a word`,
-        });
-        h.expiredSilently();
+        if (!h.isRunning() || !h.isConnected()) return;
+        const still = h.newestOpen()?.id === newest.id;
+        // While consumer info goes unanswered (no consumer leader, or a hung server) a pull
+        // would be lost too: the lookup's first answer pulls again, or the next look does.
+        const outage = this.lookup.inOutage;
+        if (still && h.epoch() === epoch && !outage) {
+          h.notify({
+            type: "debug",
+            code: 0,
+            description: `pull request ${newest.id} still open ${Math.round(clock() - newest.at)} ms after it was published (expires ${this.cfg.expires} ms), with no 408 and no sign of life by the PONG of a PING sent ${this.expiryGrace} ms after its expiry: taken as removed by the server without a word`,
+          });
+          h.expiredSilently();
+          return;
+        }
+        if (this.expiryTimer !== undefined) return;
+        if (still) {
+          // Life on it since the PING (or a status of another request), or an outage: look
+          // again a grace later (asking for consumer info meanwhile, in an outage).
+          if (outage) this.checkConsumer();
+          this.expiryChecked = "";
+          this.armIn(this.expiryGrace);
+          return;
+        }
+        // Its 408 came: an older request may still be counted, past its expires too.
+        const next = h.newestOpen();
+        if (next) this.armExpiry(next.at);
       },
       () => {},
     );

@@ -11,7 +11,7 @@
  * (src/recovery.ts): the message arrives within one heartbeat of the server waking up, before
  * any heartbeat is missed, in every round; the watch must have acted in at least one round.
  */
-import { DeliverPolicy } from "@nats-io/jetstream";
+import { type Consumer, DeliverPolicy } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fetchMessages, type Notification, pullMessages } from "../../src/index.js";
@@ -89,7 +89,8 @@ describe("a pull request ended without a word at its expiry", () => {
         await freezeAcross(pub, subject, `r${round}`, at + 700, at + 1_250);
         await pub.flush();
         await nc.flush();
-        await sleep(300);
+        // long enough for any 408 the server sent on waking (its timers run late, not never)
+        await sleep(1_000);
         for (const sub of subs) sub.unsubscribe();
         // a request left with nothing leaves its message for the consumer's next request
         outcomes.push(...got.map((g) => g.join(",") || "nothing"));
@@ -139,7 +140,10 @@ describe("a pull request ended without a word at its expiry", () => {
           return { ...run, got, ended: Promise.all([loop, statuses]) };
         });
         await until(() => runs.every((r) => r.pulls.length > 0), 5_000, "the first pulls");
-        const t0 = Math.max(...runs.map((r) => r.pulls[0] as number));
+        const firstPulls = runs.map((r) => r.pulls[0] as number);
+        const t0 = Math.max(...firstPulls);
+        // every request expires while the server is frozen, and no watch PINGs before it wakes
+        expect(t0 - Math.min(...firstPulls)).toBeLessThan(150);
         // heartbeats at 1 s; frozen from 1.5 s to 2.2 s (the expiry at 2 s); the watch PINGs at
         // 2.25 s; two heartbeats would be missed at 3 s
         const resumedAt = await freezeAcross(pub, subject, `r${round}`, t0 + 1_500, t0 + 2_200);
@@ -180,9 +184,11 @@ describe("a pull request ended without a word at its expiry", () => {
     let watched = 0;
     try {
       for (let round = 0; round < MAX_ROUNDS && watched === 0; round++) {
+        // the consumer objects first: the fetches then pull within a millisecond of each other
+        const consumers = await Promise.all(names.map((name) => v3Consumer(nc, stream, name)));
         const runs = await Promise.all(
-          names.map(async (name) => {
-            const batch = await fetchMessages(await v3Consumer(nc, stream, name), {
+          names.map(async (name, i) => {
+            const batch = await fetchMessages(consumers[i] as Consumer, {
               max_messages: 10,
               expires: 2_000,
               idle_heartbeat,
@@ -202,7 +208,10 @@ describe("a pull request ended without a word at its expiry", () => {
           }),
         );
         await until(() => runs.every((r) => r.pulls.length > 0), 5_000, "the first pulls");
-        const t0 = Math.max(...runs.map((r) => r.pulls[0] as number));
+        const firstPulls = runs.map((r) => r.pulls[0] as number);
+        const t0 = Math.max(...firstPulls);
+        // every request expires while the server is frozen, and no watch PINGs before it wakes
+        expect(t0 - Math.min(...firstPulls)).toBeLessThan(150);
         const resumedAt = await freezeAcross(pub, subject, `f${round}`, t0 + 1_500, t0 + 2_200);
         for (const r of runs) {
           const end = await within(r.ended, 10_000, "the fetch's end");

@@ -7,12 +7,15 @@
  * and retires the inbox if the PONG finds that request still counted.
  * Fake timers; heartbeats are sent by hand so that the heartbeat monitor stays quiet.
  */
+import type { Consumer } from "@nats-io/jetstream";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { type PullMessagesOptions, pullMessages } from "../../src/consume.js";
+import { fetchMessages, type PullMessagesOptions, pullMessages } from "../../src/consume.js";
 import type { Notification } from "../../src/notifications.js";
+import { Recovery } from "../../src/recovery.js";
 import { FakeNatsConnection, type FakeOptions, type PullRecord, settle, tick } from "./fake-nc.js";
 
-const OPTS: PullMessagesOptions = { expires: 10_000, idle_heartbeat: 1_000, max_messages: 10 };
+const FETCH = { expires: 10_000, idle_heartbeat: 1_000 };
+const OPTS: PullMessagesOptions = { ...FETCH, max_messages: 10 };
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -180,6 +183,151 @@ describe("expiry watch", () => {
     await settle();
     expect(nc.pulls).toHaveLength(2);
     expect(watchNotes()).toHaveLength(1);
+    await shutdown(ctx);
+  });
+
+  it("life on the newest request between the PING and the PONG: no retire then; a grace later, silent again, it is retired", async () => {
+    const ctx = start({}, { flushMode: "hold" });
+    const { nc, messages, watchNotes } = ctx;
+    const p1 = nc.lastPull();
+    await heartbeats(nc, p1, 10_000);
+    await tick(250);
+    expect(nc.flushCalls).toBe(1);
+    // the server read the request late: it is alive, and a message of it comes before the PONG
+    nc.sendData(p1);
+    nc.answerFlushes();
+    await settle();
+    expect(watchNotes()).toEqual([]);
+    expect(nc.subscriptions).toHaveLength(1);
+    expect(messages.getPending()).toBe(1);
+    // one grace later: PING again; silent this time, so the PONG retires it
+    await tick(249);
+    expect(nc.flushCalls).toBe(1);
+    await tick(1);
+    expect(nc.flushCalls).toBe(2);
+    nc.answerFlushes();
+    await settle();
+    expect(watchNotes()).toHaveLength(1);
+    expect(nc.subscriptions).toHaveLength(2);
+    await shutdown(ctx);
+  });
+
+  it("the newest request's 408 between the PING and the PONG while an older one is still counted: the watch looks again at once, and retires the older", async () => {
+    const ctx = start({ threshold_messages: 5 }, { flushMode: "hold" });
+    const { nc, messages, watchNotes } = ctx;
+    const p1 = nc.lastPull();
+    for (let i = 0; i < 6; i++) nc.sendData(p1, { pending: 50 });
+    for (let i = 0; i < 5; i++) await messages.next();
+    await settle();
+    expect(nc.pulls).toHaveLength(2);
+    const p2 = nc.lastPull();
+    await heartbeats(nc, p2, 10_000);
+    await tick(250);
+    expect(nc.flushCalls).toBe(1);
+    // p2's 408 releases 2 of its batch: p1 (4 outstanding in all, then 2) is still counted
+    expect(p2.body.batch).toBeGreaterThan(2);
+    nc.send408(p2, 2);
+    await settle();
+    nc.answerFlushes();
+    await settle();
+    expect(watchNotes()).toEqual([]);
+    // p1 is the newest now, long past its expires: checked at once
+    await tick(0);
+    expect(nc.flushCalls).toBe(2);
+    nc.answerFlushes();
+    await settle();
+    expect(watchNotes()).toHaveLength(1);
+    expect(inboxOf(nc.lastPull().reply)).not.toBe(inboxOf(p1.reply));
+    await shutdown(ctx);
+  });
+
+  it("expires near 2^31 - 1 ms: the watch's timer is clamped, not fired at once over and over", async () => {
+    const spy = vi.spyOn(Recovery.prototype, "checkExpired");
+    const ctx = start({ expires: 2 ** 31 - 1, idle_heartbeat: 30_000 });
+    await tick(1_000);
+    expect(spy).not.toHaveBeenCalled();
+    spy.mockRestore();
+    await shutdown(ctx);
+  });
+
+  it("a fetch whose request was removed without a word ends, as its 408 would have, behind a fence: a message the server still sends before the fence's PONG is handed out, not lost", async () => {
+    const nc = new FakeNatsConnection({ flushMode: "hold" });
+    // What fetchMessages() reads of a nats.js v3 pull consumer (src/target.ts)
+    const consumer = {
+      isPullConsumer: () => true,
+      api: { nc },
+      stream: "S",
+      name: "C",
+      next: () => Promise.resolve(null),
+      consume: () => Promise.reject(new Error("not used")),
+    };
+    const batch = await fetchMessages(consumer as unknown as Consumer, {
+      max_messages: 10,
+      ...FETCH,
+    });
+    const notes: Notification[] = [];
+    void (async () => {
+      for await (const n of batch.status()) notes.push(n as Notification);
+    })();
+    const got: string[] = [];
+    let ended: unknown = "running";
+    void (async () => {
+      for await (const m of batch) got.push(m.subject);
+    })().then(
+      () => {
+        ended = undefined;
+      },
+      (e: unknown) => {
+        ended = e;
+      },
+    );
+    const p1 = nc.lastPull();
+    await heartbeats(nc, p1, 10_000);
+    await tick(250);
+    expect(nc.flushCalls).toBe(1);
+    nc.answerFlushes();
+    await settle();
+    expect(
+      notes.filter((n) => n.type === "debug" && /without a word/.test(n.description)),
+    ).toHaveLength(1);
+    expect(nc.pulls).toHaveLength(1); // the batch is over: nothing more is asked for
+    // the server read the request late: a message of it, after the UNSUB, before its PONG
+    const late = nc.sendData(p1);
+    expect(late.delivered).toBe(true);
+    nc.answerFlushes();
+    await settle();
+    expect(ended).toBeUndefined();
+    expect(got).toHaveLength(1);
+    expect(nc.naks()).toEqual([]);
+    expect(nc.liveSubscriptions).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("consumer info unanswered (no consumer leader): the watch neither retires nor pulls while the outage lasts; once info is answered again, it does", async () => {
+    const ctx = start();
+    const { nc, watchNotes } = ctx;
+    let leader = true;
+    nc.requestHandler = () => (leader ? "{}" : new Error("TIMEOUT"));
+    await settle(); // the first lookup is answered: lookups work on this connection
+    leader = false;
+    nc.endPull(nc.lastPull(), 503, "No Responders"); // a lookup, unanswered: an outage
+    await tick(1_000);
+    expect(nc.pulls).toHaveLength(2);
+    const p2 = nc.lastPull();
+    await heartbeats(nc, p2, 10_000);
+    const lookups = nc.requests.length;
+    await tick(250);
+    expect(nc.flushCalls).toBeGreaterThanOrEqual(1);
+    await tick(750);
+    expect(watchNotes()).toEqual([]);
+    expect(nc.pulls).toHaveLength(2);
+    expect(nc.subscriptions).toHaveLength(1);
+    expect(nc.requests.length).toBeGreaterThan(lookups); // it asks for consumer info meanwhile
+    leader = true;
+    await tick(1_000);
+    expect(watchNotes()).toHaveLength(1);
+    expect(nc.pulls).toHaveLength(3);
+    expect(inboxOf(nc.lastPull().reply)).not.toBe(inboxOf(p2.reply));
     await shutdown(ctx);
   });
 });
