@@ -596,6 +596,11 @@ export class PullEngine
   }
 
   /** @internal RecoveryHost */
+  silentFor(): number {
+    return this.monitor.silentFor;
+  }
+
+  /** @internal RecoveryHost */
   lastPullAt(): number {
     return this.pulledAt;
   }

@@ -25,6 +25,11 @@ export class HeartbeatMonitor {
     return this.lives;
   }
 
+  /** How long the server has shown no life (since the last, or since the watch began), ms. */
+  get silentFor(): number {
+    return Date.now() - this.lastLife;
+  }
+
   /** Intervals missed in the current silence (0 while the server shows life). */
   get missedCount(): number {
     return this.missed;

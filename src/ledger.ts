@@ -37,7 +37,7 @@ export interface LedgerEntry {
   readonly msgs: number;
   /** Its max_bytes, bytes; 0 = none. */
   readonly bytes: number;
-  /** When it was published (Date.now()), ms. */
+  /** When it was published (recovery.ts `clock()`, monotonic), ms. */
   readonly at: number;
 }
 

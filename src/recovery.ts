@@ -13,18 +13,17 @@
  *   there was none was lost: pull again at once;
  * - consumer info answered after unanswered lookups: the consumer has a leader again (or a hung
  *   server came back): pull at once;
- * - the newest request still counted open after its `expires` (plus a grace) and a PING:
- *   nats-server removes a request whose `expires` has passed without its 408 when a message is
- *   ready for it before its expiry timer runs (2.9.10 consumer.go nextWaiting; a probe saw it in
- *   5 of 20 tries with a message queued across the expiry). The PONG does not strictly follow a
- *   408 (that goes through the stream's send queue, and in a cluster across a route; the PONG
- *   is written by our connection's read loop): the grace covers that. If nothing changed by the
- *   PONG (no life, no pull) and consumer info is not going unanswered, what is still counted is
- *   taken as ended: retire the inbox and pull again, `expires` + grace + a round trip after the
- *   newest pull rather than two heartbeats after the last sign of life. Taken wrongly (a 408
- *   later than the grace, a request the server read late), that costs a new inbox and NAKs, for
- *   an ordered consumer a re-created server consumer, and ends a fetch behind a fence — never a
- *   message;
+ * - the newest request still counted open after its `expires`, with no change (no life, no
+ *   status, no pull) over a grace and a PING's round trip: nats-server removes a request whose
+ *   `expires` has passed without its 408 when a message is ready for it before its expiry timer
+ *   runs (2.9.10 consumer.go nextWaiting; a probe saw it in 5 of 20 tries with a message queued
+ *   across the expiry). The PONG does not strictly follow a 408 (that goes through the stream's
+ *   send queue, and in a cluster across a route; the PONG is written by our connection's read
+ *   loop): the grace covers that. Then what is still counted is taken as ended: retire the inbox
+ *   and pull again, `expires` + grace + a round trip after the newest pull rather than two
+ *   heartbeats after the last sign of life. Taken wrongly (a 408 later than the grace, a request
+ *   the server read late), that costs a new inbox and NAKs, for an ordered consumer a
+ *   re-created server consumer, and ends a fetch behind a fence;
  * - missed heartbeats: once the newest request has had two intervals to show life, look the
  *   consumer up (a deleted consumer or stream is reported, and with `abort_on_missing_resource`
  *   ends the iterator) and, unless that lookup goes unanswered, PING the server. A PONG that
@@ -76,6 +75,8 @@ export interface RecoveryHost {
   isConnected(): boolean;
   /** When the newest request was published (Date.now()). */
   lastPullAt(): number;
+  /** How long the server has shown no life on the current generation, ms. */
+  silentFor(): number;
   /** Whether the server showed life since the newest request was published (or none is open). */
   heardSincePull(): boolean;
   /** Requests the ledger counts as open. */
@@ -133,8 +134,10 @@ export class Recovery implements LookupConfig {
   private notFound = 0;
   /** The expiry watch's one timer, armed for the oldest request not yet checked. */
   private expiryTimer: ReturnType<typeof setTimeout> | undefined;
-  /** The request the watch last PINGed about. */
-  private expiryChecked = "";
+  /** The pull state (`epoch`) at the watch's last look. */
+  private lookedAt = "";
+  /** The watch's PING is out (its PONG, or the connection's end, settles it). */
+  private pinging = false;
   /** How long after its `expires` a request's 408 has to arrive before the watch PINGs, ms. */
   private readonly expiryGrace: number;
   /** @internal LookupConfig */
@@ -181,12 +184,9 @@ export class Recovery implements LookupConfig {
 
   /** A request was published at `at` (`clock()` ms): the expiry watch arms if it is idle. */
   pulled(at: number): void {
-    if (this.expiryTimer === undefined && this.host.isRunning()) this.armExpiry(at);
-  }
-
-  /** Arms the watch for the request published at `at`: its `expires` and the grace after it. */
-  private armExpiry(at: number): void {
-    this.armIn(at + this.cfg.expires + this.expiryGrace - clock());
+    if (this.expiryTimer === undefined && this.host.isRunning()) {
+      this.armIn(at + this.cfg.expires - clock());
+    }
   }
 
   private armIn(ms: number): void {
@@ -195,59 +195,60 @@ export class Recovery implements LookupConfig {
   }
 
   /**
-   * @internal The expiry watch's timer. Once the newest open request is past its `expires` and
-   * the grace, every open request is past its own: PING. If, when the PONG comes, nothing changed
-   * (the same generation, no request published, no sign of life) and that request is still
-   * counted, what is counted ended without a word — removed by the server, or (an older one
-   * beside it) completed unseen: the ledger keeps totals. Then the inbox is retired and a pull
-   * goes out (a fetch ends behind a fence). Life since the PING, or consumer info going
-   * unanswered (an outage: a pull would be lost too): look again a grace later.
+   * @internal The expiry watch's timer: a look at the newest open request. Once it is past its
+   * `expires`, every open request is past its own. A first look notes the pull state (`epoch`:
+   * the generation, the requests published, the server's signs of life); a look a grace later
+   * that finds it unchanged PINGs; if it is still unchanged at the PONG, what is still counted
+   * ended without a word — removed by the server, or (an older request beside the newest)
+   * completed unseen: the ledger keeps totals. Then the inbox is retired and a pull goes out (a
+   * fetch ends behind a fence) — unless the server has been silent for two heartbeat intervals:
+   * that silence is the heartbeat monitor's to report and handle. Any change on the way (life, a
+   * status, a pull): look again a grace later. The PONG re-arms the watch; a pull arms it when it
+   * is idle.
    */
   checkExpired(): void {
     this.expiryTimer = undefined;
     const h = this.host;
-    if (!h.isRunning()) return;
+    if (!h.isRunning() || this.pinging) return;
     const newest = h.newestOpen();
-    // Checked already, its PONG still out (a hung server): the PONG or the next pull re-arms.
-    if (newest === undefined || newest.id === this.expiryChecked) return;
-    if (newest.at + this.cfg.expires + this.expiryGrace > clock()) {
-      this.armExpiry(newest.at);
+    if (newest === undefined) return;
+    const due = newest.at + this.cfg.expires - clock();
+    if (due > 0) {
+      this.armIn(due);
       return;
     }
-    this.expiryChecked = newest.id;
-    // Disconnected: the reconnect pulls again on a new inbox (and re-arms).
-    if (!h.isConnected()) return;
     const epoch = h.epoch();
+    if (epoch !== this.lookedAt) {
+      this.lookedAt = epoch;
+      this.armIn(this.expiryGrace);
+      return;
+    }
+    // Disconnected: the reconnect pulls again on a new inbox (and arms the watch).
+    if (!h.isConnected()) return;
+    this.pinging = true;
     this.cfg.nc.flush().then(
       () => {
+        this.pinging = false;
         if (!h.isRunning() || !h.isConnected()) return;
-        const still = h.newestOpen()?.id === newest.id;
-        // While consumer info goes unanswered (no consumer leader, or a hung server) a pull
-        // would be lost too: the lookup's first answer pulls again, or the next look does.
-        const outage = this.lookup.inOutage;
-        if (still && h.epoch() === epoch && !outage) {
+        if (h.epoch() !== epoch || h.newestOpen()?.id !== newest.id) {
+          if (this.expiryTimer === undefined) this.armIn(this.expiryGrace);
+          return;
+        }
+        // Silent for two heartbeat intervals already: not a request that just expired but a
+        // silence the heartbeat monitor reports and handles (a fetch ends with
+        // HeartbeatsMissedError, as in nats.js).
+        if (h.silentFor() < 2 * this.cfg.idleHeartbeat) {
           h.notify({
             type: "debug",
             code: 0,
-            description: `pull request ${newest.id} still open ${Math.round(clock() - newest.at)} ms after it was published (expires ${this.cfg.expires} ms), with no 408 and no sign of life by the PONG of a PING sent ${this.expiryGrace} ms after its expiry: taken as removed by the server without a word`,
+            description: `pull request ${newest.id} still open ${Math.round(clock() - newest.at)} ms after it was published (expires ${this.cfg.expires} ms), with no 408 and no sign of life from ${this.expiryGrace} ms before a PING to its PONG: taken as ended by the server without a word`,
           });
           h.expiredSilently();
-          return;
         }
-        if (this.expiryTimer !== undefined) return;
-        if (still) {
-          // Life on it since the PING (or a status of another request), or an outage: look
-          // again a grace later (asking for consumer info meanwhile, in an outage).
-          if (outage) this.checkConsumer();
-          this.expiryChecked = "";
-          this.armIn(this.expiryGrace);
-          return;
-        }
-        // Its 408 came: an older request may still be counted, past its expires too.
-        const next = h.newestOpen();
-        if (next) this.armExpiry(next.at);
       },
-      () => {},
+      () => {
+        this.pinging = false;
+      },
     );
   }
 

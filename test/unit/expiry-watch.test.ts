@@ -38,11 +38,14 @@ function start(opts: PullMessagesOptions = {}, fake: FakeOptions = {}) {
   return { nc, messages, notes, watchNotes };
 }
 
-/** Heartbeats to `to` every `every` ms for `ms` ms: the request shows life while it lives. */
+/**
+ * `ms` ms of a request's life, with a heartbeat to `to` every `every` ms but at its end (2.9.10
+ * checks a request's expiry before it sends a heartbeat): the request shows life while it lives.
+ */
 async function heartbeats(nc: FakeNatsConnection, to: PullRecord, ms: number, every = 1_000) {
-  for (let t = 0; t < ms; t += every) {
+  for (let t = every; t <= ms; t += every) {
     await tick(every);
-    nc.sendHeartbeat(to);
+    if (t < ms) nc.sendHeartbeat(to);
   }
 }
 
@@ -200,8 +203,8 @@ describe("expiry watch", () => {
     expect(watchNotes()).toEqual([]);
     expect(nc.subscriptions).toHaveLength(1);
     expect(messages.getPending()).toBe(1);
-    // one grace later: PING again; silent this time, so the PONG retires it
-    await tick(249);
+    // a look a grace later notes the change; one more grace, silent: PING; the PONG retires it
+    await tick(499);
     expect(nc.flushCalls).toBe(1);
     await tick(1);
     expect(nc.flushCalls).toBe(2);
@@ -212,7 +215,7 @@ describe("expiry watch", () => {
     await shutdown(ctx);
   });
 
-  it("the newest request's 408 between the PING and the PONG while an older one is still counted: the watch looks again at once, and retires the older", async () => {
+  it("the newest request's 408 between the PING and the PONG while an older one is still counted: the watch looks again, and retires the older", async () => {
     const ctx = start({ threshold_messages: 5 }, { flushMode: "hold" });
     const { nc, messages, watchNotes } = ctx;
     const p1 = nc.lastPull();
@@ -231,8 +234,10 @@ describe("expiry watch", () => {
     nc.answerFlushes();
     await settle();
     expect(watchNotes()).toEqual([]);
-    // p1 is the newest now, long past its expires: checked at once
-    await tick(0);
+    // p1 is the newest now, long past its expires: a look a grace later, a PING a grace after
+    await tick(499);
+    expect(nc.flushCalls).toBe(1);
+    await tick(1);
     expect(nc.flushCalls).toBe(2);
     nc.answerFlushes();
     await settle();
@@ -303,7 +308,7 @@ describe("expiry watch", () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
-  it("consumer info unanswered (no consumer leader): the watch neither retires nor pulls while the outage lasts; once info is answered again, it does", async () => {
+  it("consumer info unanswered (no consumer leader): the watch still pulls again on a new inbox (a pull lost to a consumer without a leader costs nothing; the lookup's first answer pulls again too)", async () => {
     const ctx = start();
     const { nc, watchNotes } = ctx;
     let leader = true;
@@ -315,19 +320,89 @@ describe("expiry watch", () => {
     expect(nc.pulls).toHaveLength(2);
     const p2 = nc.lastPull();
     await heartbeats(nc, p2, 10_000);
-    const lookups = nc.requests.length;
     await tick(250);
-    expect(nc.flushCalls).toBeGreaterThanOrEqual(1);
-    await tick(750);
-    expect(watchNotes()).toEqual([]);
-    expect(nc.pulls).toHaveLength(2);
-    expect(nc.subscriptions).toHaveLength(1);
-    expect(nc.requests.length).toBeGreaterThan(lookups); // it asks for consumer info meanwhile
-    leader = true;
-    await tick(1_000);
+    await settle();
     expect(watchNotes()).toHaveLength(1);
     expect(nc.pulls).toHaveLength(3);
     expect(inboxOf(nc.lastPull().reply)).not.toBe(inboxOf(p2.reply));
     await shutdown(ctx);
+  });
+
+  it("the wall clock jumps forward an hour: the watch keeps to its monotonic clock (no PING before the newest request's expires)", async () => {
+    const ctx = start({ threshold_messages: 5 }, { flushMode: "hold" });
+    const { nc, messages } = ctx;
+    const p1 = nc.lastPull();
+    for (let i = 0; i < 6; i++) nc.sendData(p1, { pending: 50 });
+    await heartbeats(nc, p1, 3_000, 500);
+    nc.sendHeartbeat(p1);
+    for (let i = 0; i < 5; i++) await messages.next();
+    await settle();
+    expect(nc.pulls).toHaveLength(2);
+    const p2 = nc.lastPull();
+    vi.setSystemTime(Date.now() + 3_600_000);
+    // p1's expiry (10 s) wakes the watch; p2 (published at 3 s) lives until 13 s
+    await heartbeats(nc, p2, 10_000, 500);
+    expect(nc.flushCalls).toBe(0);
+    await tick(250);
+    expect(nc.flushCalls).toBe(1);
+    await shutdown(ctx);
+  });
+
+  it("on a server in a cluster (statuses may cross a route): the grace is idle_heartbeat / 2, at least 500 ms", async () => {
+    const ctx = start({}, { flushMode: "hold", cluster: "c" });
+    const { nc } = ctx;
+    const p1 = nc.lastPull();
+    await heartbeats(nc, p1, 10_000);
+    await tick(499);
+    expect(nc.flushCalls).toBe(0);
+    await tick(1);
+    expect(nc.flushCalls).toBe(1);
+    await shutdown(ctx);
+  });
+
+  it("a fetch whose subscription hears nothing after its first message (expires 1000, idle_heartbeat 500): heartbeats are missed before the watch's PONG, so the batch ends with HeartbeatsMissedError, as in nats.js, not as at a 408", async () => {
+    const nc = new FakeNatsConnection();
+    const consumer = {
+      isPullConsumer: () => true,
+      api: { nc },
+      stream: "S",
+      name: "C",
+      next: () => Promise.resolve(null),
+      consume: () => Promise.reject(new Error("not used")),
+    };
+    const batch = await fetchMessages(consumer as unknown as Consumer, {
+      max_messages: 10,
+      expires: 1_000,
+    });
+    const notes: Notification[] = [];
+    void (async () => {
+      for await (const n of batch.status()) notes.push(n as Notification);
+    })();
+    let ended: unknown = "running";
+    let got = 0;
+    void (async () => {
+      for await (const _ of batch) got++;
+    })().then(
+      () => {
+        ended = undefined;
+      },
+      (e: unknown) => {
+        ended = e;
+      },
+    );
+    // the message 100 ms after the pull: the monitor's second missed interval is at 1500 ms,
+    // after the watch's PONG (1250 ms), which finds the server silent for 1150 ms ≥ 2 × 500
+    await tick(100);
+    nc.sendData(nc.lastPull());
+    await tick(2_000);
+    await settle();
+    expect(got).toBe(1);
+    expect((ended as Error).name).toBe("HeartbeatsMissedError");
+    expect(notes.filter((n) => n.type === "debug" && /without a word/.test(n.description))).toEqual(
+      [],
+    );
+    await tick(5_000);
+    expect(nc.liveSubscriptions).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
   });
 });
