@@ -76,6 +76,7 @@ import type { Notification } from "../../src/notifications.js";
 import {
   type CountedSignal,
   countedSignal,
+  type FakeJetStreamServer,
   FakeNatsConnection,
   type FakeSubscription,
   type PullRecord,
@@ -626,17 +627,25 @@ const STORM = 200;
 /** Roughly the wire size of a model message without payload (subject + 9-token ack subject). */
 const MODEL_OVERHEAD = 48;
 
-async function runScenario(cfg: Config, ops: Op[]): Promise<void> {
+/** What a run leaves for a fixed scenario to look at (the property ignores it). */
+interface Run {
+  nc: FakeNatsConnection;
+  js: FakeJetStreamServer;
+  /** When each of the engine's pulls was published (fake clock), in order. */
+  pulledAt: number[];
+}
+
+async function runScenario(cfg: Config, ops: Op[]): Promise<Run> {
   vi.clearAllTimers();
   const random = vi.spyOn(Math, "random").mockReturnValue(cfg.jitter);
   try {
-    await scenario(cfg, ops);
+    return await scenario(cfg, ops);
   } finally {
     random.mockRestore();
   }
 }
 
-async function scenario(cfg: Config, ops: Op[]): Promise<void> {
+async function scenario(cfg: Config, ops: Op[]): Promise<Run> {
   const nc = new FakeNatsConnection({ flushMode: cfg.hold ? "hold" : "auto" });
   const sv = cfg.server;
   const js = nc.jetstream({
@@ -1809,6 +1818,7 @@ async function scenario(cfg: Config, ops: Op[]): Promise<void> {
   ).toBe(0);
   const nakSubjects = nc.naks().map((p) => p.subject);
   expect(new Set(nakSubjects).size, "a message NAKed twice").toBe(nakSubjects.length);
+  return { nc, js, pulledAt: ourPulls().map((p) => pulledAt.get(p) ?? Number.NaN) };
 }
 
 beforeEach(() => {
@@ -1985,6 +1995,35 @@ describe("interleavings", () => {
         { t: "advance", ms: 5_000 },
       ],
     );
+  });
+
+  // ── the expiry race (item 1) ──
+
+  it("regression (expiry watch): a request the server removed at its expiry without a 408 is found within RACE_STALL, not two heartbeats later", async () => {
+    // The one request (batch 3, expires 5 s, heartbeats every second) waits on an empty stream.
+    // At its expiry a message is published before the server's expiry timer runs: nextWaiting
+    // removes the request, no 408, and the message stays in the stream. The expiry watch looked
+    // at the expiry, PINGs 250 ms later and pulls on a new inbox at the PONG, which gets the
+    // message. Without the watch the heartbeat monitor pulled after two silent intervals, a
+    // second after the expiry: item 1 fails ("stalled after the expiry race").
+    const run = await runScenario({ ...BASE }, [
+      { t: "expiryRace", n: 1 },
+      { t: "advance", ms: 1_000 },
+      { t: "next" },
+    ]);
+    const [first, second] = run.nc.pulls;
+    expect(run.js.expiredAtMessage.map((w) => w.pull)).toEqual([first]);
+    expect(run.js.sent.filter((e) => e.to === first?.reply).map((e) => e.kind)).toEqual([
+      "status", // heartbeats at 1, 2, 3 and 4 s; nothing at the expiry
+      "status",
+      "status",
+      "status",
+    ]);
+    expect(run.js.sent.some((e) => e.kind === "status" && e.code === 408)).toBe(false);
+    expect(second?.reply.split(".").slice(0, -1)).not.toEqual(first?.reply.split(".").slice(0, -1));
+    expect(second?.delivered).toBe(1);
+    const [t0, t1] = run.pulledAt;
+    expect((t1 ?? Number.NaN) - (t0 ?? Number.NaN)).toBe(5_000 + 250);
   });
 
   // ── bugs in src/ the property found ──
