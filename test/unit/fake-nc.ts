@@ -922,6 +922,12 @@ const NS_PER_MS = 1_000_000;
  * - Expiry: `408 Request Timeout` with pending headers. Heartbeats: `100 Idle Heartbeat` with
  *   `Nats-Last-Consumer`/`Nats-Last-Stream` to each request with interest once its interval
  *   passes without a message.
+ * - The expiry race (opt-in, {@link publishAtExpiry}): a message ready for a request whose
+ *   `expires` has just passed, before the consumer's expiry timer has run the sweep. nextWaiting
+ *   finds the request expired and removes it without a 408 (and without a message: the message
+ *   goes to the next request, or stays in the stream for the next pull), as 2.9.10 does. The
+ *   model's sweep otherwise runs at every deadline on time, so only that call makes a publish win
+ *   the race; the requests removed so are logged in {@link expiredAtMessage}.
  * - Refusals before queuing: 400 Bad Request (body not understood, heartbeat over half of
  *   expires), 409 Exceeded MaxRequestBatch/MaxRequestExpires/MaxRequestMaxBytes/MaxWaiting.
  *   no_wait is served as 2.9.10 does (404 No Messages, 408 Requests Pending).
@@ -941,10 +947,10 @@ const NS_PER_MS = 1_000_000;
  * control, filter subjects, stream limits, backoff, the account-export `408 Interest Expired`,
  * the consumer's pending count drifting after that redelivery quirk (the `pending` token here
  * is always the stream messages after the cursor), `-NAK <duration>` (only the JSON delay),
- * and two races of the real server: a request found expired at a message before its timer
- * fires (dropped without a 408 there) and a message handed to a reply whose UNSUB is in flight
+ * and a race of the real server: a message handed to a reply whose UNSUB is in flight
  * (`didNotDeliver`). The sweep the real server runs after a request or a delivery is
- * asynchronous (its consumer goroutine); here it runs at once.
+ * asynchronous (its consumer goroutine); here it runs at once, and its expiry timer never runs
+ * late unless {@link publishAtExpiry} says so.
  */
 export class FakeJetStreamServer {
   readonly stream: string;
@@ -955,6 +961,11 @@ export class FakeJetStreamServer {
   readonly sent: ServerSent[] = [];
   /** Acks the server processed (payloads as published), in order. */
   readonly acks: { readonly subject: string; readonly payload: string }[] = [];
+  /**
+   * Requests nextWaiting found expired at a message and removed without a 408, in order (the
+   * expiry race, see {@link publishAtExpiry}).
+   */
+  readonly expiredAtMessage: WaitingRequest[] = [];
 
   private readonly manual: boolean;
   private clockMs: number;
@@ -986,6 +997,8 @@ export class FakeJetStreamServer {
   private timer: ReturnType<typeof setTimeout> | undefined;
   /** The next deadline (expiry, heartbeat, ack_wait) on the model's clock; 0 = none. */
   private wakeAt = 0;
+  /** The expiry race armed by {@link publishAtExpiry}: what is published at `at`, first. */
+  private race: { at: number; what: number | readonly PublishInput[] } | undefined;
   private disposed = false;
 
   constructor(
@@ -1024,6 +1037,43 @@ export class FakeJetStreamServer {
    * `m<seq>`), or one entry per message. Returns the stream sequences.
    */
   publish(what: number | readonly PublishInput[]): number[] {
+    const seqs = this.store(what);
+    this.act(() => {
+      if (this.queue.length > 0) this.loop();
+    });
+    return seqs;
+  }
+
+  /**
+   * The expiry race of 2.9.10: a message becomes ready for a request whose `expires` has just
+   * passed, before the consumer's expiry timer has run the sweep (processWaiting). nextWaiting
+   * finds the request expired and removes it without a 408 and without a message; the message
+   * goes to the next request with interest, or stays in the stream for the next pull.
+   *
+   * Arms it: at the expiry of the waiting request for `reply` (default: the one that expires
+   * first), `what` (as for {@link publish}) is stored and served before anything else due then
+   * (the sweep, heartbeats, ack_wait). That moment comes with the clock: the model's timer
+   * (`vi.advanceTimersByTime`) or {@link advance}. Returns it on the model's clock, or undefined
+   * (nothing armed, nothing published) when no such request waits with an `expires`. A second
+   * call replaces a race not yet run. Whatever removes the request first (its batch served, its
+   * interest lost, the test ending it) leaves a plain publish at that moment. Disarmed by
+   * {@link dispose} and by the connection closing.
+   */
+  publishAtExpiry(what: number | readonly PublishInput[], reply?: string): number | undefined {
+    if (this.disposed) return undefined;
+    let target: WaitingRequest | undefined;
+    for (const wr of this.queue) {
+      if (wr.expires === 0 || (reply !== undefined && wr.reply !== reply)) continue;
+      if (!target || wr.expires < target.expires) target = wr;
+    }
+    if (!target) return undefined;
+    this.race = { at: target.expires, what: typeof what === "number" ? what : [...what] };
+    this.schedule();
+    return target.expires;
+  }
+
+  /** Appends messages to the stream (see {@link publish}); returns their sequences. */
+  private store(what: number | readonly PublishInput[]): number[] {
     const inputs: PublishInput[] =
       typeof what === "number"
         ? Array.from({ length: what }, (_, i) => `m${this.messages.length + i + 1}`)
@@ -1049,9 +1099,6 @@ export class FakeJetStreamServer {
       });
       seqs.push(seq);
     }
-    this.act(() => {
-      if (this.queue.length > 0) this.loop();
-    });
     return seqs;
   }
 
@@ -1120,6 +1167,7 @@ export class FakeJetStreamServer {
     for (const wr of this.queue) if (wr.pull) wr.pull.done = true;
     this.queue = [];
     this.outbox = [];
+    this.race = undefined;
     this.setWake(0);
   }
 
@@ -1156,6 +1204,7 @@ export class FakeJetStreamServer {
     for (const wr of this.queue) if (wr.pull) wr.pull.done = true;
     this.queue = [];
     this.outbox = [];
+    this.race = undefined;
     // Redeliveries could only go to requests of a later connection: no timer is left behind.
     this.setWake(0);
   }
@@ -1376,9 +1425,10 @@ export class FakeJetStreamServer {
           continue;
         }
       }
-      if ((wr.expires === 0 || this.now() < wr.expires) && this.nc.hasInterest(wr.reply)) {
-        return this.pop();
-      }
+      const expired = wr.expires !== 0 && this.now() >= wr.expires;
+      if (!expired && this.nc.hasInterest(wr.reply)) return this.pop();
+      // expired (a message came before the sweep: no 408) or no interest: removed silently
+      if (expired) this.expiredAtMessage.push(wr);
       this.end(wr);
     }
     return undefined;
@@ -1448,9 +1498,11 @@ export class FakeJetStreamServer {
   }
 
   private schedule(): void {
-    const ack = this.nextAckDeadline();
-    const f = this.waitFexp;
-    this.setWake(f === 0 ? ack : ack === 0 ? f : Math.min(f, ack));
+    let at = this.waitFexp;
+    for (const d of [this.nextAckDeadline(), this.race?.at ?? 0]) {
+      if (d !== 0 && (at === 0 || d < at)) at = d;
+    }
+    this.setWake(at);
   }
 
   private setWake(at: number): void {
@@ -1468,9 +1520,19 @@ export class FakeJetStreamServer {
     );
   }
 
-  /** A deadline passed: ack_wait redeliveries, the sweep, and serving what that freed. */
+  /**
+   * A deadline passed: the expiry race's publish first (served before the sweep: nextWaiting
+   * removes the expired head without a 408), then ack_wait redeliveries, the sweep, and serving
+   * what that freed.
+   */
   private wake(): void {
     const now = this.now();
+    const race = this.race;
+    if (race && now >= race.at) {
+      this.race = undefined;
+      this.store(race.what);
+      if (this.queue.length > 0) this.loop();
+    }
     const expired: number[] = [];
     for (const [seq, p] of this.pendingAcks) {
       if (!this.rdq.includes(seq) && now - p.ts >= this.ackWait) expired.push(seq);

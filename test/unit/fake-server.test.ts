@@ -143,6 +143,54 @@ describe("serving pull requests", () => {
     expect(nc.pulls[0]?.done).toBe(true);
   });
 
+  it("the expiry race (opt-in): a message published at a request's expiry before the sweep removes it without a 408 and waits for the next request", async () => {
+    const nc = new FakeNatsConnection();
+    const js = nc.jetstream({ clock: "manual" });
+    const a = listen(nc, "_INBOX.a");
+    const b = listen(nc, "_INBOX.b");
+    pull(nc, "_INBOX.a", { batch: 2, expires: 1000 * NS, idle_heartbeat: 400 * NS });
+    expect(js.publishAtExpiry(1, "_INBOX.none")).toBeUndefined();
+    expect(js.publishAtExpiry(1)).toBe(js.now() + 1000);
+    js.advance(999);
+    expect(js.numPending).toBe(0); // not published before the expiry
+    js.advance(1);
+    expect(a).toEqual(["100", "100"]); // heartbeats at 400 and 800 ms; no 408, no message
+    expect(js.waiting).toHaveLength(0);
+    expect(nc.pulls[0]?.done).toBe(true);
+    expect(js.expiredAtMessage.map((w) => w.reply)).toEqual(["_INBOX.a"]);
+    expect(js.numPending).toBe(1);
+    pull(nc, "_INBOX.b", { batch: 1, expires: 1000 * NS });
+    await nc.flush();
+    expect(b).toEqual(["#1"]);
+    // Without the race, the sweep at the same deadline comes first: a 408.
+    pull(nc, "_INBOX.a", { batch: 1, expires: 1000 * NS });
+    js.advance(1000);
+    js.publish(1);
+    expect(a).toEqual(["100", "100", "408 pm=1"]);
+    expect(js.expiredAtMessage).toHaveLength(1);
+  });
+
+  it("the expiry race on vitest's fake clock: the message goes to the next request that has not expired", () => {
+    vi.useFakeTimers();
+    const nc = new FakeNatsConnection();
+    const js = nc.jetstream();
+    const a = listen(nc, "_INBOX.a");
+    const b = listen(nc, "_INBOX.b");
+    pull(nc, "_INBOX.a", { batch: 1, expires: 1000 * NS });
+    vi.advanceTimersByTime(100);
+    pull(nc, "_INBOX.b", { batch: 1, expires: 1000 * NS });
+    const at = js.publishAtExpiry([{ data: "late" }]);
+    expect(at).toBe(Date.now() + 900);
+    vi.advanceTimersByTime(900);
+    expect(a).toEqual([]);
+    expect(b).toEqual(["#1"]);
+    expect(js.expiredAtMessage.map((w) => w.reply)).toEqual(["_INBOX.a"]);
+    expect(js.waiting).toHaveLength(0);
+    expect(vi.getTimerCount()).toBe(1); // ack_wait of the message b got
+    js.dispose();
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it("refuses what the consumer's limits forbid, without pending headers", () => {
     const nc = new FakeNatsConnection();
     const js = nc.jetstream({

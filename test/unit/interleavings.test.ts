@@ -20,7 +20,9 @@
  *   message it sent there is never refused, and the engine never stalls: open, connected,
  *   nothing buffered, messages waiting in the stream and no request of its own open on the
  *   server, it pulls within one heartbeat interval (a request it still counts open then is a
- *   phantom, and a failure, unless the server dropped one without a word);
+ *   phantom, and a failure, unless the server dropped one without a word); a request the server
+ *   removed at its expiry without a 408 (op `expiryRace`) must be found within RACE_STALL of
+ *   that (or of the last thing that reached the inbox) when flushes are answered at once;
  * - (3) callback mode: `closed()` resolves only once every callback handed a message has
  *   settled, and a callback's throw or rejection (also the last one, after `drain()`) is what
  *   it resolves;
@@ -46,7 +48,10 @@
  * server loses its waiting requests without a word (a restart, a leader gone) — the one fault
  * only missed heartbeats reveal. Hostile traffic stays: stream messages on old inboxes,
  * garbage, statuses for requests that are not open; a status that claims to end a request
- * carries the pending counts 2.9.10 would send.
+ * carries the pending counts 2.9.10 would send. And `expiryRace`: messages published at a
+ * waiting request's expiry before the server's expiry timer runs (the model's
+ * `publishAtExpiry`), so that nextWaiting removes the request without a 408 — what the engine's
+ * expiry watch is for.
  *
  * Ops run one at a time, each followed by its promise chains; a `pair` runs two in the same
  * synchronous turn, for races. Each run replays exactly (the engine's jitter is pinned).
@@ -71,6 +76,7 @@ import type { Notification } from "../../src/notifications.js";
 import {
   type CountedSignal,
   countedSignal,
+  type FakeJetStreamServer,
   FakeNatsConnection,
   type FakeSubscription,
   type PullRecord,
@@ -171,6 +177,13 @@ type Op =
   | { t: "subError"; close: boolean }
   /** The server forgets every waiting request without a word (restart, leader lost). */
   | { t: "forget" }
+  /**
+   * The expiry race (2.9.10 nextWaiting): the clock moves to the expiry of the current inbox's
+   * waiting request that expires first (else of any waiting request) and `n` messages are
+   * published there before the server's expiry timer runs: the request is removed without a
+   * 408, the messages wait for the next pull. Nothing when no request waits.
+   */
+  | { t: "expiryRace"; n: number }
   | { t: "disconnect" }
   | { t: "reconnect" }
   | { t: "ncClose"; error: boolean; closedFirst: boolean }
@@ -260,6 +273,10 @@ const singleOps: fc.WeightedArbitrary<Op>[] = [
   { arbitrary: fc.boolean().map((close): Op => ({ t: "subError", close })), weight: 1 },
   { arbitrary: c({ t: "forget" }), weight: 4 },
   {
+    arbitrary: fc.integer({ min: 1, max: 3 }).map((n): Op => ({ t: "expiryRace", n })),
+    weight: 4,
+  },
+  {
     arbitrary: fc
       .record({ batch: fc.integer({ min: 1, max: 4 }), requests: fc.integer({ min: 1, max: 4 }) })
       .map((r): Op => ({ t: "rival", ...r })),
@@ -293,8 +310,8 @@ const singleOps: fc.WeightedArbitrary<Op>[] = [
 const opArb: fc.Arbitrary<Op> = fc.oneof(...singleOps, {
   arbitrary: fc
     .tuple(
-      fc.oneof(...singleOps).filter((o) => o.t !== "advance"),
-      fc.oneof(...singleOps).filter((o) => o.t !== "advance"),
+      fc.oneof(...singleOps).filter((o) => o.t !== "advance" && o.t !== "expiryRace"),
+      fc.oneof(...singleOps).filter((o) => o.t !== "advance" && o.t !== "expiryRace"),
     )
     .map(([a, b]): Op => ({ t: "pair", a, b })),
   weight: 15,
@@ -564,6 +581,17 @@ interface Why {
 
 const RANK = { open: 0, draining: 1, closed: 2, done: 3 } as const;
 const IDLE_HEARTBEAT = 1_000;
+/**
+ * Item 1 after the expiry race (op `expiryRace`): how long the engine may go without a pull once
+ * the server removed its request at `expires` without a 408, counted from then or from the last
+ * thing that reached the current inbox, ms. The expiry watch looks at the expiry, PINGs a grace
+ * (idle_heartbeat / 4 = 250 ms here) later if nothing changed, and pulls at the PONG; a sign of
+ * life on the way makes it look once more: at most two graces. The heartbeat monitor alone (what
+ * found this loss before the watch) needs two silent intervals: at least a second after the
+ * expiry (the last heartbeat came a second before it), two after the last sign of life. The one
+ * heartbeat interval of the other stalls cannot tell the two apart.
+ */
+const RACE_STALL = IDLE_HEARTBEAT / 2;
 /** The calls whose promise a harsher end must settle (item 5). */
 const ENDINGS: ReadonlySet<string> = new Set([
   "drain",
@@ -599,17 +627,25 @@ const STORM = 200;
 /** Roughly the wire size of a model message without payload (subject + 9-token ack subject). */
 const MODEL_OVERHEAD = 48;
 
-async function runScenario(cfg: Config, ops: Op[]): Promise<void> {
+/** What a run leaves for a fixed scenario to look at (the property ignores it). */
+interface Run {
+  nc: FakeNatsConnection;
+  js: FakeJetStreamServer;
+  /** When each of the engine's pulls was published (fake clock), in order. */
+  pulledAt: number[];
+}
+
+async function runScenario(cfg: Config, ops: Op[]): Promise<Run> {
   vi.clearAllTimers();
   const random = vi.spyOn(Math, "random").mockReturnValue(cfg.jitter);
   try {
-    await scenario(cfg, ops);
+    return await scenario(cfg, ops);
   } finally {
     random.mockRestore();
   }
 }
 
-async function scenario(cfg: Config, ops: Op[]): Promise<void> {
+async function scenario(cfg: Config, ops: Op[]): Promise<Run> {
   const nc = new FakeNatsConnection({ flushMode: cfg.hold ? "hold" : "auto" });
   const sv = cfg.server;
   const js = nc.jetstream({
@@ -723,6 +759,8 @@ async function scenario(cfg: Config, ops: Op[]): Promise<void> {
   };
 
   let instant = { at: Number.NaN, pulls: 0 };
+  /** The engine's pulls the server removed at their expiry without a 408 (the expiry race). */
+  const raced = (): Set<PullRecord | undefined> => new Set(js.expiredAtMessage.map((w) => w.pull));
   /** When each of the engine's pulls was published (fake clock). */
   const pulledAt = new Map<PullRecord, number>();
   nc.onPull = (p) => {
@@ -992,12 +1030,17 @@ async function scenario(cfg: Config, ops: Op[]): Promise<void> {
     if (ours && msg.reply) arrived.add(msg.reply);
     const before = msgs.counters();
     const prev = routing;
-    routing = { origin: o, subject, current: onCurrent(subject) };
+    const current = onCurrent(subject);
+    routing = { origin: o, subject, current };
     let delivered: boolean;
     try {
       delivered = route(subject, msg);
     } finally {
       routing = prev;
+    }
+    // a sign of life in a stall after the expiry race (not what answers the pull that ends it)
+    if (delivered && current && stall?.race && ourPulls().length === stall.pulls) {
+      stall.life = Date.now();
     }
     const now = msgs.counters();
     if (ours && msg.reply) {
@@ -1096,18 +1139,25 @@ async function scenario(cfg: Config, ops: Op[]): Promise<void> {
    * the current inbox open on the server (nor anything in flight to it). A request the engine
    * still counts as open then is a phantom (complete or ended on the server, still counted),
    * unless the server dropped one of the current inbox's requests without a word (`forget`, an
-   * unknown status that ends it, a request found expired): only missed heartbeats can tell that.
-   * And a pull must go out within one heartbeat interval (a backoff is capped at that).
+   * unknown status that ends it): only missed heartbeats can tell that. And a pull must go out
+   * within one heartbeat interval (a backoff is capped at that). The newest request of the inbox
+   * removed at its expiry without a 408 (`expiryRace`), and no other silent loss: the expiry
+   * watch must pull within RACE_STALL (flushes answered at once). `stall.race` is such a stall, `stall.life` when
+   * something (any origin) last reached the current inbox during it.
    */
-  let stall: { since: number; pulls: number } | undefined;
+  let stall: { since: number; pulls: number; race: boolean; life?: number } | undefined;
+  const stallFrom = (st: { since: number; life?: number }): number =>
+    Math.max(st.since, st.life ?? st.since);
+  const stallBound = (st: { race: boolean }) => (st.race ? RACE_STALL : IDLE_HEARTBEAT);
   const stallCheck = (where: string) => {
     if (stall && ourPulls().length !== stall.pulls) {
       // the stall ended with a pull (maybe in the middle of an advance): when?
       const first = ourPulls()[stall.pulls];
-      const waited = (first ? (pulledAt.get(first) ?? Date.now()) : Date.now()) - stall.since;
-      if (waited > IDLE_HEARTBEAT) {
+      const at = first ? (pulledAt.get(first) ?? Date.now()) : Date.now();
+      const waited = at - stallFrom(stall);
+      if (waited > stallBound(stall)) {
         problem(
-          `${where}: item 1: stalled: nothing requested from the server, ${js.numPending} in the stream, no pull for ${waited} ms (then #${first?.index} ${JSON.stringify(first?.body)})`,
+          `${where}: item 1: stalled${stall.race ? " after the expiry race" : ""}: nothing requested from the server, ${js.numPending} in the stream, no pull for ${waited} ms (then #${first?.index} ${JSON.stringify(first?.body)})`,
         );
       }
       stall = undefined;
@@ -1129,12 +1179,25 @@ async function scenario(cfg: Config, ops: Op[]): Promise<void> {
       return;
     }
     const mine = ourPulls().filter((p) => subjectMatches(cur.subject, p.reply));
-    const silent = mine.some((p) => p.done && !completed(p) && !endedLoudly.has(p.reply));
+    const lost = mine.filter((p) => p.done && !completed(p) && !endedLoudly.has(p.reply));
+    const silent = lost.length > 0;
+    // Every silent loss the expiry race's, the newest request of the inbox among them: the
+    // expiry watch, which looks at the newest request counted open, finds that fast. (A newer
+    // request that completed hides it: the ledger keeps totals, it cannot tell which of them is
+    // still open, and the newer one's expiry or missed heartbeats find it. Flushes held by the
+    // test hold the watch's PING, as any other. Either way, as for other silent losses, no bound.)
+    const newest = mine[mine.length - 1];
+    const raceOnly =
+      silent &&
+      !cfg.hold &&
+      newest !== undefined &&
+      raced().has(newest) &&
+      lost.every((p) => raced().has(p));
     const counted = engine.snapshot().request;
     const phantom = () =>
       `${where}: item 1: phantom: the engine counts a request open (${counted?.msgs} message(s) outstanding), the server has none of ${inboxOf(cur)} (pulls ${mine.map((p) => `#${p.index} ${p.delivered}/${p.body.batch}${endedLoudly.has(p.reply) ? " ended" : ""}`).join(", ")}), ${js.numPending} in the stream`;
     if (counted && silent) {
-      stat("item 1: idle, silent loss");
+      stat(raceOnly ? "item 1: idle, expiry race" : "item 1: idle, silent loss");
     } else if (counted && counted.msgs > 0) {
       stat("item 1: idle, phantom");
       problem(phantom());
@@ -1145,15 +1208,17 @@ async function scenario(cfg: Config, ops: Op[]): Promise<void> {
     } else {
       stat("item 1: idle, no request counted");
     }
-    if (counted && silent) {
+    // (other silent losses: only missed heartbeats can tell, and those may wait for a lookup)
+    if (counted && silent && !raceOnly) {
       stall = undefined;
       return;
     }
-    if (!stall) {
-      stall = { since: Date.now(), pulls: ourPulls().length };
-    } else if (Date.now() - stall.since > IDLE_HEARTBEAT) {
+    const race = counted !== undefined && raceOnly;
+    if (!stall || stall.race !== race) {
+      stall = { since: Date.now(), pulls: ourPulls().length, race };
+    } else if (Date.now() - stallFrom(stall) > stallBound(stall)) {
       problem(
-        `${where}: item 1: stalled: nothing requested from the server, ${js.numPending} in the stream, no pull for ${Date.now() - stall.since} ms`,
+        `${where}: item 1: stalled${race ? " after the expiry race" : ""}: nothing requested from the server, ${js.numPending} in the stream, no pull for ${Date.now() - stallFrom(stall)} ms`,
       );
       stall = undefined;
     }
@@ -1287,12 +1352,30 @@ async function scenario(cfg: Config, ops: Op[]): Promise<void> {
   const notOpenOnCurrent = (): PullRecord[] =>
     ourPulls().filter((p) => p.done && onCurrent(p.reply) && !inFlightTo(p.reply));
 
-  const publish = (n: number, sizes: number[]) => {
-    const inputs = Array.from({ length: n }, (_, k) => {
+  const inputsOf = (n: number, sizes: number[]) =>
+    Array.from({ length: n }, (_, k) => {
       const size = maxBytes > 0 ? (sizes[k] ?? 0) : 0;
       return size > 0 ? "x".repeat(Math.max(0, size - MODEL_OVERHEAD)) : `m${k}`;
     });
-    js.publish(inputs);
+  const publish = (n: number, sizes: number[]) => {
+    js.publish(inputsOf(n, sizes));
+  };
+
+  /** Op `expiryRace`: `n` messages at a waiting request's expiry, before the server's sweep. */
+  const expiryRace = async (n: number) => {
+    const ours = waiting()
+      .filter((w) => onCurrent(w.reply) && w.expires !== 0)
+      .sort((x, y) => x.expires - y.expires)[0];
+    const before = js.expiredAtMessage.length;
+    const at = js.publishAtExpiry(inputsOf(n, []), ours?.reply);
+    if (at === undefined) return;
+    await tick(Math.max(0, at - Date.now()));
+    const removed = js.expiredAtMessage.slice(before);
+    if (removed.some((w) => w.pull && !isRival(w.reply) && onCurrent(w.reply))) {
+      stat("expiry race: a request of the current inbox removed without a 408");
+    } else if (removed.length > 0) {
+      stat("expiry race: another request removed without a 408");
+    }
   };
 
   const sendOld = (n: number, domain: boolean) => {
@@ -1561,6 +1644,9 @@ async function scenario(cfg: Config, ops: Op[]): Promise<void> {
       case "forget":
         for (const wr of [...waiting()]) serverEnds(wr);
         break;
+      case "expiryRace":
+        await expiryRace(op.n);
+        break;
       case "disconnect":
         if (!nc.isClosed()) nc.disconnect();
         break;
@@ -1732,6 +1818,7 @@ async function scenario(cfg: Config, ops: Op[]): Promise<void> {
   ).toBe(0);
   const nakSubjects = nc.naks().map((p) => p.subject);
   expect(new Set(nakSubjects).size, "a message NAKed twice").toBe(nakSubjects.length);
+  return { nc, js, pulledAt: ourPulls().map((p) => pulledAt.get(p) ?? Number.NaN) };
 }
 
 beforeEach(() => {
@@ -1908,6 +1995,35 @@ describe("interleavings", () => {
         { t: "advance", ms: 5_000 },
       ],
     );
+  });
+
+  // ── the expiry race (item 1) ──
+
+  it("regression (expiry watch): a request the server removed at its expiry without a 408 is found within RACE_STALL, not two heartbeats later", async () => {
+    // The one request (batch 3, expires 5 s, heartbeats every second) waits on an empty stream.
+    // At its expiry a message is published before the server's expiry timer runs: nextWaiting
+    // removes the request, no 408, and the message stays in the stream. The expiry watch looked
+    // at the expiry, PINGs 250 ms later and pulls on a new inbox at the PONG, which gets the
+    // message. Without the watch the heartbeat monitor pulled after two silent intervals, a
+    // second after the expiry: item 1 fails ("stalled after the expiry race").
+    const run = await runScenario({ ...BASE }, [
+      { t: "expiryRace", n: 1 },
+      { t: "advance", ms: 1_000 },
+      { t: "next" },
+    ]);
+    const [first, second] = run.nc.pulls;
+    expect(run.js.expiredAtMessage.map((w) => w.pull)).toEqual([first]);
+    expect(run.js.sent.filter((e) => e.to === first?.reply).map((e) => e.kind)).toEqual([
+      "status", // heartbeats at 1, 2, 3 and 4 s; nothing at the expiry
+      "status",
+      "status",
+      "status",
+    ]);
+    expect(run.js.sent.some((e) => e.kind === "status" && e.code === 408)).toBe(false);
+    expect(second?.reply.split(".").slice(0, -1)).not.toEqual(first?.reply.split(".").slice(0, -1));
+    expect(second?.delivered).toBe(1);
+    const [t0, t1] = run.pulledAt;
+    expect((t1 ?? Number.NaN) - (t0 ?? Number.NaN)).toBe(5_000 + 250);
   });
 
   // ── bugs in src/ the property found ──
