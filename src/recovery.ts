@@ -132,7 +132,7 @@ export interface RecoveryConfig {
 export class Recovery implements LookupConfig {
   private readonly lookup: ConsumerLookup;
   private notFound = 0;
-  /** The expiry watch's one timer, armed for the oldest request not yet checked. */
+  /** The expiry watch's one timer: for the newest open request's expiry, or a grace after a look. */
   private expiryTimer: ReturnType<typeof setTimeout> | undefined;
   /** The pull state (`epoch`) at the watch's last look. */
   private lookedAt = "";
