@@ -48,6 +48,8 @@ export class ConsumerLookup {
   private cancelled = false;
   /** Asked for after a reconnect: short timeouts and intervals until the first answer. */
   private urgent = false;
+  /** Which request is the current one: an urgent check supersedes one already out. */
+  private seq = 0;
 
   constructor(private readonly cfg: LookupConfig) {}
 
@@ -77,7 +79,15 @@ export class ConsumerLookup {
       this.urgent = false;
       return;
     }
-    if (urgent) this.urgent = true;
+    if (urgent && !this.urgent) {
+      this.urgent = true;
+      // A lookup already under way waits with an ordinary timeout, or pauses before its next
+      // request: the urgent one must not wait for either. The request out is superseded (its
+      // answer is ignored), the pause cleared.
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      this.inFlight = false;
+    }
     if (this.inFlight || this.timer) return;
     const { nc } = this.cfg;
     const timeout = this.urgent ? Math.min(this.cfg.timeout, URGENT_TIMEOUT_MS) : this.cfg.timeout;
@@ -89,9 +99,10 @@ export class ConsumerLookup {
       this.inFlight = false;
       return;
     }
+    const seq = ++this.seq;
     p.then(
-      (m) => this.settle(m),
-      () => this.settle(undefined),
+      (m) => this.settle(seq, m),
+      () => this.settle(seq, undefined),
     );
   }
 
@@ -102,7 +113,8 @@ export class ConsumerLookup {
     this.timer = undefined;
   }
 
-  private settle(m: MsgLike | undefined): void {
+  private settle(seq: number, m: MsgLike | undefined): void {
+    if (seq !== this.seq) return;
     this.inFlight = false;
     if (this.cancelled) return;
     const answer = m ? parse(m) : undefined;
