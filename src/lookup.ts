@@ -12,6 +12,8 @@ import type { MsgLike, NatsConnectionLike } from "./connection.js";
 /** An urgent lookup's request timeout and pause between requests, ms (see `check`). */
 const URGENT_TIMEOUT_MS = 1_000;
 const URGENT_INTERVAL_MS = 250;
+/** Urgent requests unanswered in a row after which the lookup asks with its ordinary timeout. */
+const URGENT_TRIES = 5;
 
 /** JetStream API error codes of an info request. */
 const CONSUMER_NOT_FOUND = 10014;
@@ -50,6 +52,8 @@ export class ConsumerLookup {
   private urgent = false;
   /** Which request is the current one: an urgent check supersedes one already out. */
   private seq = 0;
+  /** Urgent requests unanswered in a row (see {@link URGENT_TRIES}). */
+  private urgentUnanswered = 0;
 
   constructor(private readonly cfg: LookupConfig) {}
 
@@ -81,6 +85,7 @@ export class ConsumerLookup {
     }
     if (urgent && !this.urgent) {
       this.urgent = true;
+      this.urgentUnanswered = 0;
       // A lookup already under way waits with an ordinary timeout, or pauses before its next
       // request: the urgent one must not wait for either. The request out is superseded (its
       // answer is ignored), the pause cleared.
@@ -92,6 +97,8 @@ export class ConsumerLookup {
     const { nc } = this.cfg;
     const timeout = this.urgent ? Math.min(this.cfg.timeout, URGENT_TIMEOUT_MS) : this.cfg.timeout;
     this.inFlight = true;
+    // Numbered before the request: one that throws still supersedes the one before it.
+    const seq = ++this.seq;
     let p: Promise<MsgLike>;
     try {
       p = nc.request(subject, undefined, { timeout });
@@ -99,7 +106,6 @@ export class ConsumerLookup {
       this.inFlight = false;
       return;
     }
-    const seq = ++this.seq;
     p.then(
       (m) => this.settle(seq, m),
       () => this.settle(seq, undefined),
@@ -114,13 +120,21 @@ export class ConsumerLookup {
   }
 
   private settle(seq: number, m: MsgLike | undefined): void {
-    if (seq !== this.seq) return;
+    const answer = m ? parse(m) : undefined;
+    if (seq !== this.seq) {
+      // Superseded by an urgent request: what it says is old, but an answer still shows that
+      // lookups work on this connection (the urgent one keeps retrying if it goes unanswered).
+      if (answer !== undefined) this.answeredOnce = true;
+      return;
+    }
     this.inFlight = false;
     if (this.cancelled) return;
-    const answer = m ? parse(m) : undefined;
     if (answer === undefined) {
       // No answer (no leader, no responders, a slow server), or an answer we cannot read.
       this.unanswered++;
+      // An API slower than the urgent timeout would never answer in time: after a few urgent
+      // requests go unanswered, ask with the ordinary timeout again.
+      if (this.urgent && ++this.urgentUnanswered >= URGENT_TRIES) this.urgent = false;
       // Keep asking at short intervals only where asking has worked: an account that may not
       // read consumer info would be polled for nothing (the engine then relies on PINGs, see
       // inOutage, and looks up once per missed-heartbeat report).
@@ -138,6 +152,7 @@ export class ConsumerLookup {
       return;
     }
     this.urgent = false;
+    this.urgentUnanswered = 0;
     // (Also the first answer after unanswered ones: the iterator may have started during an
     // election; its pulls since then were lost.)
     const afterOutage = this.unanswered > 0;

@@ -37,7 +37,15 @@ describe("consumer lookup", () => {
     expect(nc.requests.map((r) => r.timeout)).toEqual([5_000]);
     l.check(true);
     expect(nc.requests.map((r) => r.timeout)).toEqual([5_000, 1_000]);
-    // both answered (the old one first): only the urgent one counts
+    // the superseded one answers first, "consumer not found": ignored, the urgent one still out
+    const [superseded] = nc.heldRequests.splice(0, 1);
+    superseded?.settle(
+      JSON.stringify({ error: { code: 404, err_code: 10014, description: "consumer not found" } }),
+    );
+    await settle();
+    expect(answers).toEqual([]);
+    l.check();
+    expect(nc.requests).toHaveLength(2);
     nc.answerHeldRequests("{}");
     await settle();
     expect(answers).toEqual([{ result: "exists", afterOutage: false }]);
@@ -75,6 +83,23 @@ describe("consumer lookup", () => {
     l.check(true);
     l.check(true);
     expect(nc.requests).toHaveLength(1);
+    l.cancel();
+  });
+
+  it("an API slower than the urgent timeout: after 5 urgent requests unanswered in a row, the ordinary timeout again", async () => {
+    const nc = new FakeNatsConnection();
+    let answer: string | Error = "{}";
+    nc.requestHandler = () => answer;
+    const { l } = lookup(nc);
+    l.check();
+    await settle(); // answered once: lookups work here
+    answer = new Error("TIMEOUT");
+    l.check(true);
+    for (let i = 0; i < 10; i++) await tick(250);
+    await tick(4_000); // the ordinary pause before the next
+    const timeouts = nc.requests.slice(1).map((r) => r.timeout);
+    expect(timeouts.slice(0, 5)).toEqual([1_000, 1_000, 1_000, 1_000, 1_000]);
+    expect(timeouts[5]).toBe(5_000);
     l.cancel();
   });
 });
