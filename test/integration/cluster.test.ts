@@ -334,21 +334,33 @@ describe("cluster failover", () => {
         const k = deliveries.length;
 
         let resumed: Delivery | undefined;
-        const failure = await until(
-          () => {
-            resumed = resumedAfter(k, t0);
-            return resumed !== undefined;
-          },
-          30_000,
-          `consumption to resume after ${label}`,
-        ).then(
-          () => undefined,
-          (err: unknown) => err,
-        );
+        const waitForResume = (what: string) =>
+          until(
+            () => {
+              resumed = resumedAfter(k, t0);
+              return resumed !== undefined;
+            },
+            30_000,
+            what,
+          ).then(
+            () => undefined,
+            (err: unknown) => err,
+          );
+        let failure = await waitForResume(`consumption to resume after ${label}`);
         // Bring the node back and let it catch up, so that the next kill leaves a quorum (and
         // every election of this failover is in the logs when we read them below).
         await cluster.node(victim!).restart();
         events.push({ t: Date.now(), what: `restarted ${victim}` });
+        if (failure) {
+          // Under load nats-server 2.9.10 has elected no new consumer leader while the killed
+          // node was down (in 2 of 6 CI runs on this 2-core machine the node that led both the
+          // stream and the consumer had to come back first; the election came 30–37 s after
+          // the kill). No client can resume before that; what this test holds the library to is
+          // resuming soon after the election (RESUME_BOUND_MS, below), whenever it comes.
+          failure = await waitForResume(
+            `consumption to resume after ${label} and ${victim}'s restart`,
+          );
+        }
         const caughtUp = await until(
           () => bothHealthy(jsm),
           40_000,
