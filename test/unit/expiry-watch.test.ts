@@ -66,6 +66,41 @@ async function shutdown({ nc, messages }: ReturnType<typeof start>) {
   expect(vi.getTimerCount()).toBe(0);
 }
 
+/**
+ * fetchMessages() over the scripted connection (a stand-in for what it reads of a nats.js v3
+ * pull consumer, src/target.ts), with its notifications, the subjects handed out and how it
+ * ended (`"running"`, `undefined` for a clean end, or the error).
+ */
+async function fetchOver(
+  nc: FakeNatsConnection,
+  opts: { max_messages: number; expires: number; idle_heartbeat?: number },
+) {
+  const consumer = {
+    isPullConsumer: () => true,
+    api: { nc },
+    stream: "S",
+    name: "C",
+    next: () => Promise.resolve(null),
+    consume: () => Promise.reject(new Error("not used")),
+  };
+  const batch = await fetchMessages(consumer as unknown as Consumer, opts);
+  const run = { notes: [] as Notification[], got: [] as string[], ended: "running" as unknown };
+  void (async () => {
+    for await (const n of batch.status()) run.notes.push(n as Notification);
+  })();
+  void (async () => {
+    for await (const m of batch) run.got.push(m.subject);
+  })().then(
+    () => {
+      run.ended = undefined;
+    },
+    (e: unknown) => {
+      run.ended = e;
+    },
+  );
+  return run;
+}
+
 describe("expiry watch", () => {
   it("no 408 at expires (the server removed the request without a word): a PING 250 ms after it, and at the PONG a pull on a new inbox", async () => {
     const ctx = start({}, { flushMode: "hold" });
@@ -257,35 +292,8 @@ describe("expiry watch", () => {
 
   it("a fetch whose request was removed without a word ends, as its 408 would have, behind a fence: a message the server still sends before the fence's PONG is handed out, not lost", async () => {
     const nc = new FakeNatsConnection({ flushMode: "hold" });
-    // What fetchMessages() reads of a nats.js v3 pull consumer (src/target.ts)
-    const consumer = {
-      isPullConsumer: () => true,
-      api: { nc },
-      stream: "S",
-      name: "C",
-      next: () => Promise.resolve(null),
-      consume: () => Promise.reject(new Error("not used")),
-    };
-    const batch = await fetchMessages(consumer as unknown as Consumer, {
-      max_messages: 10,
-      ...FETCH,
-    });
-    const notes: Notification[] = [];
-    void (async () => {
-      for await (const n of batch.status()) notes.push(n as Notification);
-    })();
-    const got: string[] = [];
-    let ended: unknown = "running";
-    void (async () => {
-      for await (const m of batch) got.push(m.subject);
-    })().then(
-      () => {
-        ended = undefined;
-      },
-      (e: unknown) => {
-        ended = e;
-      },
-    );
+    const run = await fetchOver(nc, { max_messages: 10, ...FETCH });
+    const { notes, got } = run;
     const p1 = nc.lastPull();
     await heartbeats(nc, p1, 10_000);
     await tick(250);
@@ -301,7 +309,7 @@ describe("expiry watch", () => {
     expect(late.delivered).toBe(true);
     nc.answerFlushes();
     await settle();
-    expect(ended).toBeUndefined();
+    expect(run.ended).toBeUndefined();
     expect(got).toHaveLength(1);
     expect(nc.naks()).toEqual([]);
     expect(nc.liveSubscriptions).toBe(0);
@@ -362,45 +370,18 @@ describe("expiry watch", () => {
 
   it("a fetch whose subscription hears nothing after its first message (expires 1000, idle_heartbeat 500): heartbeats are missed before the watch's PONG, so the batch ends with HeartbeatsMissedError, as in nats.js, not as at a 408", async () => {
     const nc = new FakeNatsConnection();
-    const consumer = {
-      isPullConsumer: () => true,
-      api: { nc },
-      stream: "S",
-      name: "C",
-      next: () => Promise.resolve(null),
-      consume: () => Promise.reject(new Error("not used")),
-    };
-    const batch = await fetchMessages(consumer as unknown as Consumer, {
-      max_messages: 10,
-      expires: 1_000,
-    });
-    const notes: Notification[] = [];
-    void (async () => {
-      for await (const n of batch.status()) notes.push(n as Notification);
-    })();
-    let ended: unknown = "running";
-    let got = 0;
-    void (async () => {
-      for await (const _ of batch) got++;
-    })().then(
-      () => {
-        ended = undefined;
-      },
-      (e: unknown) => {
-        ended = e;
-      },
-    );
+    const run = await fetchOver(nc, { max_messages: 10, expires: 1_000 });
     // the message 100 ms after the pull: the monitor's second missed interval is at 1500 ms,
     // after the watch's PONG (1250 ms), which finds the server silent for 1150 ms ≥ 2 × 500
     await tick(100);
     nc.sendData(nc.lastPull());
     await tick(2_000);
     await settle();
-    expect(got).toBe(1);
-    expect((ended as Error).name).toBe("HeartbeatsMissedError");
-    expect(notes.filter((n) => n.type === "debug" && /without a word/.test(n.description))).toEqual(
-      [],
-    );
+    expect(run.got).toHaveLength(1);
+    expect((run.ended as Error).name).toBe("HeartbeatsMissedError");
+    expect(
+      run.notes.filter((n) => n.type === "debug" && /without a word/.test(n.description)),
+    ).toEqual([]);
     await tick(5_000);
     expect(nc.liveSubscriptions).toBe(0);
     expect(vi.getTimerCount()).toBe(0);
