@@ -279,7 +279,8 @@ export class PullEngine
       idle_heartbeat: o.idle_heartbeat * NANOS_PER_MS,
     };
     if (maxBytes > 0) body.max_bytes = maxBytes;
-    this.ledger.opened({ id, msgs: batch, bytes: maxBytes, at: clock() });
+    const at = clock();
+    this.ledger.opened({ id, msgs: batch, bytes: maxBytes, at });
     try {
       const subject = `${this.cfg.prefix}.CONSUMER.MSG.NEXT.${this.cfg.stream}.${consumer}`;
       this.cfg.nc.publish(subject, enc.encode(JSON.stringify(body)), { reply: id });
@@ -291,7 +292,7 @@ export class PullEngine
     }
     this.pulledAt = Date.now();
     this.lifeAtPull = this.monitor.lifeCount;
-    this.recovery.pulled(clock());
+    this.recovery.pulled(at);
     this.host.notify({ type: "next", options: body });
     this.watchHeartbeats();
   }

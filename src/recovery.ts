@@ -136,8 +136,6 @@ export class Recovery implements LookupConfig {
   private expiryTimer: ReturnType<typeof setTimeout> | undefined;
   /** The pull state (`epoch`) at the watch's last look. */
   private lookedAt = "";
-  /** The watch's PING is out (its PONG, or the connection's end, settles it). */
-  private pinging = false;
   /** How long after its `expires` a request's 408 has to arrive before the watch PINGs, ms. */
   private readonly expiryGrace: number;
   /** @internal LookupConfig */
@@ -209,7 +207,7 @@ export class Recovery implements LookupConfig {
   checkExpired(): void {
     this.expiryTimer = undefined;
     const h = this.host;
-    if (!h.isRunning() || this.pinging) return;
+    if (!h.isRunning()) return;
     const newest = h.newestOpen();
     if (newest === undefined) return;
     const due = newest.at + this.cfg.expires - clock();
@@ -225,10 +223,10 @@ export class Recovery implements LookupConfig {
     }
     // Disconnected: the reconnect pulls again on a new inbox (and arms the watch).
     if (!h.isConnected()) return;
-    this.pinging = true;
+    // No timer while the PING is out: its PONG re-arms the watch (a pull meanwhile arms it for
+    // the new request's expiry).
     this.cfg.nc.flush().then(
       () => {
-        this.pinging = false;
         if (!h.isRunning() || !h.isConnected()) return;
         if (h.epoch() !== epoch || h.newestOpen()?.id !== newest.id) {
           if (this.expiryTimer === undefined) this.armIn(this.expiryGrace);
@@ -246,9 +244,7 @@ export class Recovery implements LookupConfig {
           h.expiredSilently();
         }
       },
-      () => {
-        this.pinging = false;
-      },
+      () => {},
     );
   }
 

@@ -49,6 +49,28 @@ async function heartbeats(nc: FakeNatsConnection, to: PullRecord, ms: number, ev
   }
 }
 
+/**
+ * Two requests open: p1 gets 6 of its 10 (the server reporting a backlog) and shows life for
+ * `lifeMs` (heartbeats every `every` ms); the loop then takes 5, so held 1 + outstanding 4 is at
+ * `threshold_messages` 5 and a second request, p2, goes out (start with that threshold).
+ */
+async function twoRequests(
+  { nc, messages }: ReturnType<typeof start>,
+  lifeMs: number,
+  every = 1_000,
+): Promise<{ p1: PullRecord; p2: PullRecord }> {
+  const p1 = nc.lastPull();
+  for (let i = 0; i < 6; i++) nc.sendData(p1, { pending: 50 });
+  if (lifeMs > 0) {
+    await heartbeats(nc, p1, lifeMs, every);
+    nc.sendHeartbeat(p1);
+  }
+  for (let i = 0; i < 5; i++) await messages.next();
+  await settle();
+  expect(nc.pulls).toHaveLength(2);
+  return { p1, p2: nc.lastPull() };
+}
+
 const inboxOf = (reply: string) => reply.slice(0, reply.lastIndexOf("."));
 
 /** close(), the fence on the fake clock, and nothing of the iterator left. */
@@ -147,15 +169,8 @@ describe("expiry watch", () => {
 
   it("two requests, the older past its expires, the newest not yet: no PING until the newest is (the older may have completed unseen)", async () => {
     const ctx = start({ threshold_messages: 5 }, { flushMode: "hold" });
-    const { nc, messages, watchNotes } = ctx;
-    const p1 = nc.lastPull();
-    for (let i = 0; i < 6; i++) nc.sendData(p1, { pending: 50 });
-    await heartbeats(nc, p1, 3_000);
-    // the loop takes 5: held 1 + outstanding 4 is at the threshold, and the server has more
-    for (let i = 0; i < 5; i++) await messages.next();
-    await settle();
-    expect(nc.pulls).toHaveLength(2);
-    const p2 = nc.lastPull();
+    const { nc, watchNotes } = ctx;
+    const { p2 } = await twoRequests(ctx, 3_000);
     // p1's expires passes at 10 s: p2 (published at 3 s) lives until 13 s
     await heartbeats(nc, p2, 10_000);
     expect(nc.flushCalls).toBe(0);
@@ -252,13 +267,8 @@ describe("expiry watch", () => {
 
   it("the newest request's 408 between the PING and the PONG while an older one is still counted: the watch looks again, and retires the older", async () => {
     const ctx = start({ threshold_messages: 5 }, { flushMode: "hold" });
-    const { nc, messages, watchNotes } = ctx;
-    const p1 = nc.lastPull();
-    for (let i = 0; i < 6; i++) nc.sendData(p1, { pending: 50 });
-    for (let i = 0; i < 5; i++) await messages.next();
-    await settle();
-    expect(nc.pulls).toHaveLength(2);
-    const p2 = nc.lastPull();
+    const { nc, watchNotes } = ctx;
+    const { p1, p2 } = await twoRequests(ctx, 0);
     await heartbeats(nc, p2, 10_000);
     await tick(250);
     expect(nc.flushCalls).toBe(1);
@@ -338,15 +348,8 @@ describe("expiry watch", () => {
 
   it("the wall clock jumps forward an hour: the watch keeps to its monotonic clock (no PING before the newest request's expires)", async () => {
     const ctx = start({ threshold_messages: 5 }, { flushMode: "hold" });
-    const { nc, messages } = ctx;
-    const p1 = nc.lastPull();
-    for (let i = 0; i < 6; i++) nc.sendData(p1, { pending: 50 });
-    await heartbeats(nc, p1, 3_000, 500);
-    nc.sendHeartbeat(p1);
-    for (let i = 0; i < 5; i++) await messages.next();
-    await settle();
-    expect(nc.pulls).toHaveLength(2);
-    const p2 = nc.lastPull();
+    const { nc } = ctx;
+    const { p2 } = await twoRequests(ctx, 3_000, 500);
     vi.setSystemTime(Date.now() + 3_600_000);
     // p1's expiry (10 s) wakes the watch; p2 (published at 3 s) lives until 13 s
     await heartbeats(nc, p2, 10_000, 500);
