@@ -26,7 +26,8 @@
  *   swept, the request is not served after the link is back (num_waiting 0, messages stay
  *   pending). A hub restart loses it in any case (waiting requests are not persisted).
  * - That 2 s rule also holds after an UNSUB, on the hub itself too: a drain() or close() within
- *   2 s of a pull leaves what the hub sends afterwards waiting for ack_wait (BUG tests below).
+ *   2 s of a pull leaves what the hub sends afterwards waiting for ack_wait unless the client
+ *   keeps listening until the request is 2 s old: the library does (tests below).
  * - So while the link is down or the hub restarts, a client on the leaf sees no status and no
  *   disconnect, and after it, nothing either: the only news is silence (missed heartbeats), and
  *   the 503 to a pull of its own — if it sends one.
@@ -230,7 +231,7 @@ describe("2.9.10 with leafnodes enabled serves a pull request younger than 2 s w
   // leafnodes block), not only through the leaf. drain() therefore listens until the newest open
   // request is 2 s old before it unsubscribes, on a server that may be one of those (in a cluster,
   // in a JetStream domain, or reached through an API prefix): what arrives meanwhile is handed
-  // out. close() does not hold (see the it.fails below).
+  // out. close() and break hold the same way (below) and NAK what arrives meanwhile.
   for (const where of ["leaf", "hub"] as const) {
     it(`client on the ${where}: drain() right after the first pull, then 5 published: none waits for ack_wait`, async () => {
       const { stream, subject } = await freshConsumer(topo.hub, { ack_wait: 30_000_000_000 });
