@@ -104,8 +104,11 @@ export function resolveOptions(root: string) {
       loadFraction: 0.8,
     },
     replay: {
-      /** `max_messages` of the ordered consume() (nats.js's default). */
-      maxMessages: 100,
+      /**
+       * `max_messages` of the ordered consume(): nats.js's default, and 1000 (at 100 every client
+       * waits on round trips; 1000 shows what a client costs per message).
+       */
+      orderedMaxMessages: short ? [100] : [100, 1000],
       /** Messages per fetch batch. */
       fetchBatch: int(flags["fetch-batch"], 100, "--fetch-batch"),
       fetchExpires: 5_000,

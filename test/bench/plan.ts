@@ -198,25 +198,27 @@ export function plan(o: Options, url: string, serverPid: number | undefined): Pl
       const payload = replayPayload(o);
       const stream = streamFor(payload);
       const messages = messagesFor(o, payload);
-      for (const contender of oursV3) {
-        out.push({
-          rep,
-          job: {
-            kind: "replay",
-            mode: "ordered",
-            contender,
-            url,
-            stream,
-            consumer: "",
-            messages,
-            payload,
-            maxMessages: o.replay.maxMessages,
-            expires: 30_000,
-            serverPid,
-          },
-          ...nothing,
-          describe: `ordered replay ${payloadLabel(payload)} ${contender}`,
-        });
+      for (const maxMessages of o.replay.orderedMaxMessages) {
+        for (const contender of oursV3) {
+          out.push({
+            rep,
+            job: {
+              kind: "replay",
+              mode: "ordered",
+              contender,
+              url,
+              stream,
+              consumer: "",
+              messages,
+              payload,
+              maxMessages,
+              expires: 30_000,
+              serverPid,
+            },
+            ...nothing,
+            describe: `ordered replay ${payloadLabel(payload)} max ${maxMessages} ${contender}`,
+          });
+        }
       }
       for (const contender of oursV3) {
         const consumer = name();

@@ -58,13 +58,18 @@ export function replayRows(runs: readonly Run[]): ReplayRow[] {
   }));
 }
 
-/** Ordered replay ≥ 1.2× nats.js v3's ordered consume(). */
-export function orderedHolds(rows: readonly ReplayRow[]): {
+/** Ordered replay ≥ 1.2× nats.js v3's ordered consume(), at one `max_messages`. */
+export function orderedHolds(
+  rows: readonly ReplayRow[],
+  maxMessages: number,
+): {
   ratio: number;
   holds: boolean | undefined;
 } {
-  const ours = rows.find((r) => r.contender === "ours" && r.mode === "ordered");
-  const v3 = rows.find((r) => r.contender === "v3" && r.mode === "ordered");
+  const at = (c: string) =>
+    rows.find((r) => r.contender === c && r.mode === "ordered" && r.maxMessages === maxMessages);
+  const ours = at("ours");
+  const v3 = at("v3");
   if (!ours || !v3 || !Number.isFinite(ours.msgPerSec) || !(v3.msgPerSec > 0)) {
     return { ratio: Number.NaN, holds: undefined };
   }
@@ -97,7 +102,8 @@ export function replayTable(rows: readonly ReplayRow[]): string {
       if (!r) continue;
       const vs = (a: number, b: number | undefined) =>
         c === "v3" ? "" : ratio(a, b ?? Number.NaN);
-      const target = c === "ours" && r.mode === "ordered" ? yesNo(orderedHolds(rows).holds) : "";
+      const target =
+        c === "ours" && r.mode === "ordered" ? yesNo(orderedHolds(rows, r.maxMessages).holds) : "";
       out.push(
         `| ${modeLabel(r)}, ${payloadLabel(r.payload)} | ${c === "ours" ? `**${NAMES[c]}** \`${call(c, r.mode)}\`` : `${NAMES[c]} \`${call(c, r.mode)}\``} | ${fmtInt(r.messages)} × ${r.runs}${r.failed ? ` (${r.failed} failed)` : ""} | ${fmtInt(r.msgPerSec)} | ${vs(r.msgPerSec, v3?.msgPerSec)} | ${fmt(r.cpuUsPerMsg)} | ${vs(r.cpuUsPerMsg, v3?.cpuUsPerMsg)} | ${fmt(r.serverCpuUsPerMsg)} | ${vs(r.serverCpuUsPerMsg, v3?.serverCpuUsPerMsg)} | ${fmt(r.maxRssMiB, 1)} | ${r.mode === "fetch" ? fmtInt(r.batches) : "—"} | ${target} |`,
       );
