@@ -399,7 +399,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
   // ── handing messages out ─────────────────────────────────────────────────────────────────
 
   private handOut(m: JsMsg): M {
-    this.counts.processed++;
+    if (this.counts.processed++ === 0) this.notifier.began();
     // m.seq, not m.info: the sequence scanned on delivery, without parsing the subject again
     if (this.ordered) this.ordered.position = m.seq;
     return m as unknown as M;
@@ -616,7 +616,8 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
 
   /**
    * Notifications from now on (heartbeats missed, consumer deleted, limits, debug, …) until the
-   * iterator is done. nats.js v3 shape (`AsyncIterable<ConsumerNotification>`), or for a v2
+   * iterator is done; the first listener, made before any message was handed out, also gets the
+   * newest 32 made before it (the first pull's `next`, as nats.js v3). nats.js v3 shape (`AsyncIterable<ConsumerNotification>`), or for a v2
    * consumer `Promise<AsyncIterable<{ type, data }>>` as v2 has it.
    */
   status(): S {

@@ -93,8 +93,9 @@ export function toV2(n: Notification): V2Status | undefined {
 
 /**
  * How many notifications made before anyone listened the first `status()` listener receives
- * (the newest ones): the first pull's `next` is published by `consume()` itself, before a
- * listener can exist, while nats.js v3 emits it when iteration begins.
+ * (the newest ones), while no message has been handed out yet: the first pull's `next` is
+ * published by `consume()` itself, before a listener can exist, while nats.js v3 emits it when
+ * iteration begins.
  */
 export const BACKLOG_LIMIT = 32;
 
@@ -155,18 +156,30 @@ class Listener<T> implements AsyncIterableIterator<T> {
 
 /**
  * Fans notifications out to every listener; ends them all when the iterator is done. Until the
- * first listener attaches, the newest {@link BACKLOG_LIMIT} notifications are kept, and that
- * listener receives them first; later listeners see notifications from the moment they attach.
+ * first listener attaches or the first message is handed out ({@link Notifier.began}), the
+ * newest {@link BACKLOG_LIMIT} notifications are kept, and that listener receives them first;
+ * later listeners see notifications from the moment they attach.
  */
 export class Notifier {
   /** Made by the first listen(): most iterators never have a listener (saves ~0.1 KB each). */
   private listeners: Set<Listener<unknown>> | undefined;
   private ended = false;
   /**
-   * Notifications nobody has listened to yet; undefined once a listener attached (or at end).
-   * The first is held in an array of its own size (push() on an empty one reserves 17 slots).
+   * Notifications nobody has listened to yet; undefined once a listener attached, a message was
+   * handed out, or at the end. The first is held in an array of its own size (push() on an empty
+   * one reserves 17 slots).
    */
   private backlog: Notification[] | undefined = [];
+
+  /**
+   * Iteration has begun (a message was handed out): from now on nothing is kept for a listener
+   * yet to come, which hears only what follows it, as with nats.js. Kept, the backlog held the
+   * newest 32 notifications (mostly each pull's `next`) for the whole life of every iterator
+   * nobody listened to (~4 KB each). Idempotent.
+   */
+  began(): void {
+    this.backlog = undefined;
+  }
 
   /** A new listener receiving every notification from now on, in nats.js v3's shape. */
   listen(): AsyncIterableIterator<Notification>;
@@ -197,8 +210,9 @@ export class Notifier {
   }
 
   notify(engineNote: Notification): void {
-    const n = toV3(engineNote);
     const backlog = this.backlog;
+    if (!backlog && !this.listeners?.size) return;
+    const n = toV3(engineNote);
     if (backlog) {
       if (backlog.length === 0) {
         this.backlog = [n];

@@ -5,6 +5,7 @@
  * test/integration/parity.test.ts.
  */
 import { describe, expect, it } from "vitest";
+import { pullMessages } from "../../src/consume.js";
 import {
   CallbackModeError,
   ConnectionClosedError,
@@ -22,6 +23,7 @@ import {
   toV3,
   type V2Status,
 } from "../../src/notifications.js";
+import { FakeNatsConnection } from "./fake-nc.js";
 
 const NEXT: Notification = {
   type: "next",
@@ -146,6 +148,38 @@ describe("Notifier: the first listener gets what came before it", () => {
     const seen: V2Status[] = [];
     for await (const x of l) seen.push(x);
     expect(seen.map((x) => x.type)).toEqual(["next", "heartbeats_missed"]);
+  });
+
+  it("once a message was handed out, nothing is kept for a listener yet to come (nats.js: it hears what follows it)", async () => {
+    const n = new Notifier();
+    n.notify(NEXT);
+    n.began();
+    expect(n.backlogSize).toBe(0);
+    for (let i = 0; i < BACKLOG_LIMIT; i++) n.notify(NEXT);
+    expect(n.backlogSize).toBe(0);
+    const l = n.listen();
+    n.notify({ type: "heartbeats_missed", count: 2 });
+    n.end();
+    expect(await take(l, 5)).toEqual([{ type: "heartbeats_missed", count: 2 }]);
+  });
+
+  it("an iterator nobody listens to keeps no backlog once its first message is handed out, and a listener made then hears the pulls after it", async () => {
+    const nc = new FakeNatsConnection();
+    const messages = pullMessages(nc, "S", "C", { max_messages: 10, expires: 10_000 });
+    const notifier = (messages as unknown as { notifier: Notifier }).notifier;
+    expect(notifier.backlogSize).toBe(1); // the first pull's next, for a listener to come
+    const first = nc.lastPull();
+    for (let i = 0; i < 10; i++) nc.sendData(first);
+    await messages.next(); // 9 held, above the threshold (8): no pull yet
+    expect(nc.pulls).toHaveLength(1);
+    expect(notifier.backlogSize).toBe(0);
+    const notes = messages.status();
+    await messages.next(); // 8 held: the next pull
+    expect(nc.pulls).toHaveLength(2);
+    await messages.close();
+    const seen: Notification[] = [];
+    for await (const x of notes) seen.push(x);
+    expect(seen.map((x) => x.type)).toEqual(["next"]);
   });
 
   it("a listener made after the end is done at once", async () => {
