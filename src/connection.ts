@@ -70,14 +70,18 @@ export interface NatsConnectionLike {
 
 const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/** A unique inbox subject under the connection's inbox prefix (default `_INBOX`). */
+/**
+ * A unique inbox subject under the connection's inbox prefix (default `_INBOX`). Built flat
+ * (fromCharCode, join): appending character by character, or a template literal, makes a chain
+ * of cons strings (32 bytes a link) that every iterator kept for its life.
+ */
 export function newInbox(nc: NatsConnectionLike): string {
   const prefix = nc.options?.inboxPrefix || "_INBOX";
   const bytes = new Uint8Array(22);
   crypto.getRandomValues(bytes);
-  let id = "";
-  for (const b of bytes) id += ALPHABET[b % 62];
-  return `${prefix}.${id}`;
+  const codes = new Array<number>(bytes.length);
+  for (let i = 0; i < bytes.length; i++) codes[i] = ALPHABET.charCodeAt(bytes[i]! % 62);
+  return [prefix, String.fromCharCode(...codes)].join(".");
 }
 
 /** True when `value` looks enough like a NATS connection for this library to use it. */

@@ -272,7 +272,7 @@ export class PullEngine
     }
     if (!next) return;
     const { batch, maxBytes } = next;
-    const id = `${g.inbox}.${++this.reqSeq}`;
+    const id = [g.inbox, ++this.reqSeq].join("."); // flat (see newInbox); the ledger keeps it
     const body: PullRequest = {
       batch,
       expires: o.expires * NANOS_PER_MS,
