@@ -49,8 +49,10 @@ export interface Released {
 
 export class PullLedger {
   /**
-   * Open requests, oldest first (rarely more than two). An array, not a Map keyed by reply
-   * subject: a Map's table cost every iterator ~0.25 KB of heap for its life.
+   * Open requests, oldest first: one or two while caught up; during a fast run on a backlog,
+   * every request published since outstanding last reached 0 (those already complete cannot be
+   * told apart: see the class doc). An array, not a Map keyed by reply subject: a Map's table
+   * cost every iterator ~0.25 KB of heap for its life; a lookup (a status) is rare.
    */
   private open: LedgerEntry[] = [];
   private msgs = 0;

@@ -616,9 +616,10 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
 
   /**
    * Notifications from now on (heartbeats missed, consumer deleted, limits, debug, …) until the
-   * iterator is done; the first listener, made before any message was handed out, also gets the
-   * newest 32 made before it (the first pull's `next`, as nats.js v3). nats.js v3 shape (`AsyncIterable<ConsumerNotification>`), or for a v2
-   * consumer `Promise<AsyncIterable<{ type, data }>>` as v2 has it.
+   * iterator is done; the first listener, made before any message was handed out, also gets
+   * the newest 32 made before it (the first pull's `next`, as nats.js v3). nats.js v3 shape
+   * (`AsyncIterable<ConsumerNotification>`), or for a v2 consumer
+   * `Promise<AsyncIterable<{ type, data }>>` as v2 has it.
    */
   status(): S {
     if (this.flavor === "v2") {
