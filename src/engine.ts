@@ -56,6 +56,12 @@ const YOUNG_REQUEST_MS = 2_100;
 /** Messages that arrived this recently count as still arriving at a disconnect (cuts.ts), ms. */
 const FLOWING_MS = 1_000;
 /**
+ * drain()'s flow hold (see flowing()): it ends once no message has arrived for this long, ms…
+ */
+export const FLOW_QUIET_MS = 100;
+/** …and after this long at most, ms. */
+const FLOW_HOLD_MAX_MS = 1_000;
+/**
  * Shortest time a retired inbox keeps listening, ms, whatever `expires` is. A new consumer leader
  * sends 409 Leadership Change to the requests open on the dead one, and a nats-server election
  * takes seconds (Raft election timeouts of 4–9 s, after the loss is noticed): the 409 can come
@@ -112,9 +118,10 @@ export class PullEngine
   readonly recovery: Recovery;
   private finished: Promise<void> | undefined;
   /**
-   * The hold before the unsubscribe of drain() or close() (see youngHoldMs). A later close() or
-   * abort during it keeps holding, with its own, shorter bound for the fence after it; the
-   * connection going down or closing, or the last open request ending, proceeds at once.
+   * The hold before the unsubscribe of drain() or close() (see youngHoldMs and flowing). A later
+   * close() or abort during it keeps holding for a young request, with its own, shorter bound
+   * for the fence after it, and stops holding for the flow; the connection going down or
+   * closing, or the last open request ending, proceeds at once.
    */
   private hold:
     | {
@@ -124,6 +131,10 @@ export class PullEngine
         rest: () => number;
         /** The shortest fence bound any end asked for, ms. */
         fenceMax: number;
+        /** Holding while messages arrive (drain() only; a later close() stops it). */
+        flow: boolean;
+        /** Looks again at once: proceeds when nothing holds any more. */
+        check: () => void;
       }
     | undefined;
   /** @internal */
@@ -311,13 +322,15 @@ export class PullEngine
    * server sent before the unsubscribe is delivered, bounded by `timeoutMs`, and clears every
    * timer (the connection listeners stay until {@link dispose}). `timeoutMs` 0 (or a
    * disconnected / closed connection) skips the fence. Before it, up to `holdMaxMs`, a hold while
-   * the newest open request is young (see {@link youngHoldMs}). Resolves when no subscription of
-   * ours is left. A later call during a hold keeps holding when it holds too (`holdMaxMs` > 0),
-   * with the shorter fence bound of the two after it, and ends the hold at once when it does not;
-   * a later call during a fence shortens it to its own bound (a harsher end cuts a gentler one).
-   * Every call resolves with the first.
+   * the newest open request is young (see {@link youngHoldMs}) and, with `flow` (drain()), while
+   * messages are arriving for the open requests (see {@link flowing}). Resolves when no
+   * subscription of ours is left. A later call during a hold keeps holding for a young request
+   * when it holds too (`holdMaxMs` > 0), with the shorter fence bound of the two after it, stops
+   * holding for the flow unless it asks for it too, and ends the hold at once when it does not
+   * hold; a later call during a fence shortens it to its own bound (a harsher end cuts a gentler
+   * one). Every call resolves with the first.
    */
-  close(timeoutMs: number, holdMaxMs = 0): Promise<void> {
+  close(timeoutMs: number, holdMaxMs = 0, flow = false): Promise<void> {
     this.stopPulling();
     const fence = timeoutMs > 0 && this.link.connected && !this.cfg.nc.isClosed();
     const bound = fence ? timeoutMs : 0;
@@ -325,18 +338,41 @@ export class PullEngine
       this.hold.fenceMax = Math.min(this.hold.fenceMax, bound);
       // A later end that does not hold (a connection that is gone): unsubscribe now.
       if (holdMaxMs <= 0 || bound === 0) this.hold.proceed(this.hold.rest());
+      else if (!flow && this.hold.flow) {
+        this.hold.flow = false;
+        this.hold.check();
+      }
       return this.finished as Promise<void>;
     }
     if (!this.finished && fence && holdMaxMs > 0) {
-      const holdMs = Math.min(this.youngHoldMs(), holdMaxMs);
-      if (holdMs > 0) {
-        const startedAt = Date.now();
+      const startedAt = Date.now();
+      const youngMs = Math.min(this.youngHoldMs(), holdMaxMs);
+      const flowMs = flow && this.flowing() ? Math.min(FLOW_HOLD_MAX_MS, holdMaxMs) : 0;
+      if (youngMs > 0 || flowMs > 0) {
         this.finished = new Promise<void>((resolve) => {
           const proceed = (t: number) => {
             if (!this.hold) return;
             clearTimeout(this.hold.timer);
             this.hold = undefined;
             void this.inboxes.closeAll(t).then(resolve);
+          };
+          // How much longer to hold, ms: for a young request until it is old enough; for the
+          // flow until no message has come for FLOW_QUIET_MS, within FLOW_HOLD_MAX_MS.
+          const left = () => {
+            const now = Date.now();
+            const young = startedAt + youngMs - now;
+            const quiet =
+              this.hold?.flow && now < startedAt + flowMs
+                ? Math.min(this.lastSign() + FLOW_QUIET_MS, startedAt + flowMs) - now
+                : 0;
+            return Math.max(young, quiet);
+          };
+          const check = () => {
+            if (!this.hold) return;
+            clearTimeout(this.hold.timer);
+            const ms = left();
+            if (ms <= 0) proceed(rest());
+            else this.hold.timer = setTimeout(check, ms);
           };
           // What is left of the bound, for the fence; none on a connection that went down.
           // drain()'s timeout bounds its hold and fence together; close()'s hold (holdMaxMs
@@ -347,10 +383,12 @@ export class PullEngine
               ? Math.max(1, Math.min(this.hold?.fenceMax ?? timeoutMs, deadline - Date.now()))
               : 0;
           this.hold = {
-            timer: setTimeout(() => proceed(rest()), holdMs),
+            timer: setTimeout(check, Math.max(youngMs, Math.min(FLOW_QUIET_MS, flowMs))),
             proceed,
             rest,
             fenceMax: timeoutMs,
+            flow: flowMs > 0,
+            check,
           };
         });
         return this.finished;
@@ -383,6 +421,33 @@ export class PullEngine
     if (this.ledger.openRequests === 0 || this.cursor) return 0;
     if (!routed(this.cfg.nc, this.cfg.prefix)) return 0;
     return Math.max(0, YOUNG_REQUEST_MS - (Date.now() - this.pulledAt));
+  }
+  /**
+   * Whether drain() holds its unsubscribe for the flow: a request is open, and a message arrived
+   * within FLOW_QUIET_MS, or a pull went out within FLOW_QUIET_MS while the server may have
+   * messages for it (its backlog is not known to be 0). nats-server decides to send a message to
+   * a request (checking that its reply has interest) before the stream's internal queue routes
+   * it; under load that queue lags, and a message decided before our UNSUB is routed after it, to
+   * nobody: it waits for ack_wait. A PING/PONG fence does not cover that queue. So while messages
+   * flow, the inbox keeps listening until the open requests are complete (nothing more can be
+   * decided for them), or nothing came for FLOW_QUIET_MS, at most FLOW_HOLD_MAX_MS; what arrives
+   * is handed out. A message that arrived is a sign whatever the backlog: a consumer that keeps
+   * up with a steady publisher sees a pending count of 0 on every message, and that is the load
+   * under which the queue lags. Never for an ordered consumer (it acks nothing), nor for an
+   * iterator that neither received nor pulled lately (an idle drain stays immediate).
+   */
+  private flowing(): boolean {
+    if (this.ledger.openRequests === 0 || this.cursor) return false;
+    return Date.now() - this.lastSign() < FLOW_QUIET_MS;
+  }
+
+  /**
+   * When a message last arrived, or a pull that may bring one was last published (not one the
+   * server had nothing for: a backlog of 0 known), ms.
+   */
+  private lastSign(): number {
+    const pulled = !this.backlogKnown || this.backlog > 0 ? this.pulledAt : 0;
+    return Math.max(this.lastDataAt, pulled);
   }
 
   /**

@@ -249,15 +249,20 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
 
   // ── transitions ──────────────────────────────────────────────────────────────────────────
 
-  /** Advances state to draining: no more pulls; fence the subscription, then close (keeping the buffer). */
-  private toDraining(error: Error | undefined, timeoutMs: number): void {
+  /**
+   * Advances state to draining: no more pulls; fence the subscription, then close (keeping the
+   * buffer). `flow` (drain() and stop(), not a terminal status or a fetch's end): while messages
+   * are arriving for the open requests, keep listening until they stop (see the engine's flowing()).
+   */
+  private toDraining(error: Error | undefined, timeoutMs: number, flow = false): void {
     if (this.phase !== "open") return;
     this.phase = "draining";
     // The error that ends the iterator is known now; a close() during the fence keeps it.
     this.terminal = error;
     this.engine.stopPulling();
-    // On a cluster or domain the fence may first hold for a young request, within `timeoutMs`.
-    void this.engine.close(timeoutMs, timeoutMs - 1).then(() => {
+    // The fence may first hold for a young request (a cluster or domain) or while messages are
+    // still arriving (flow), within `timeoutMs`.
+    void this.engine.close(timeoutMs, timeoutMs - 1, flow).then(() => {
       // The fence is done: nothing more can arrive, so the end may release an ordered consumer.
       this.engineClosed = true;
       this.toClosed(undefined, "keep");
@@ -548,7 +553,9 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
 
   /**
    * Graceful end: no new pulls; unsubscribes behind a fence (PING/PONG, at most `timeout` ms,
-   * default 5 000) so every message the server already sent arrives; then closes. Buffered
+   * default 5 000) so every message the server already sent arrives; then closes. While
+   * messages are still arriving it first keeps listening until the open pull requests are
+   * complete or 100 ms pass without one (at most 1 s, within `timeout`). Buffered
    * messages are still handed out after it resolves. Resolves once the iterator is closed (the
    * end item is in the channel) — safe to await inside the loop. A harsher end during the fence
    * (`close()`, an abort, the connection closing) cuts it short, and this promise resolves then.
@@ -562,7 +569,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
     } catch (err) {
       return Promise.reject(err);
     }
-    this.toDraining(undefined, timeout);
+    this.toDraining(undefined, timeout, true);
     return this.channelClosed.promise;
   }
 
@@ -572,7 +579,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
    * Idempotent; does nothing once draining or closed.
    */
   stop(err?: Error): void {
-    this.toDraining(err, DEFAULT_DRAIN_TIMEOUT);
+    this.toDraining(err, DEFAULT_DRAIN_TIMEOUT, true);
   }
 
   /**

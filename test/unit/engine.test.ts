@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type PullMessagesOptions, pullMessages } from "../../src/consume.js";
-import type { PullEngine } from "../../src/engine.js";
+import { FLOW_QUIET_MS, type PullEngine } from "../../src/engine.js";
 import {
   AbortError,
   ConnectionClosedError,
@@ -992,6 +992,7 @@ describe("drain() and close() on a server that may serve a young request without
   it("a lone server (no cluster, no domain, the default API prefix): drain unsubscribes at once", async () => {
     const ctx = start();
     const { nc, messages } = ctx;
+    await tick(FLOW_QUIET_MS); // the first pull is not recent: drain() does not hold for it
     const drained = track(messages.drain());
     await tick();
     expect(nc.liveSubscriptions).toBe(0);
@@ -1000,10 +1001,123 @@ describe("drain() and close() on a server that may serve a young request without
   });
 });
 
+describe("drain() while messages flow: the server may still route what it decided before the UNSUB", () => {
+  // nats-server decides to send a message to a request before its internal queue routes it:
+  // an UNSUB (and its PING/PONG fence) can overtake a decided message, which then waits for
+  // ack_wait. While a request is open and messages arrive (or a pull went out) within
+  // FLOW_QUIET_MS, drain() keeps listening: until the open requests are complete, or
+  // FLOW_QUIET_MS without a message, at most 1 s.
+
+  it("messages arriving: the UNSUB waits until the open request is complete; what arrived is handed out", async () => {
+    const ctx = start();
+    const { nc, messages } = ctx;
+    await tick(FLOW_QUIET_MS);
+    const p1 = nc.lastPull();
+    for (let seq = 1; seq <= 4; seq++) nc.sendData(p1, { seq });
+    const drained = track(messages.drain());
+    await tick(FLOW_QUIET_MS / 2);
+    expect(nc.liveSubscriptions).toBe(1);
+    expect(drained.state).toBe("pending");
+    for (let seq = 5; seq <= 10; seq++) nc.sendData(p1, { seq }); // the request's whole batch
+    await tick();
+    expect(nc.liveSubscriptions).toBe(0);
+    expect(drained.state).toBe("resolved");
+    const c = loop(messages);
+    await tick();
+    expect(c.seqs).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(c.done).toBe(true);
+    expectNothingLeft(ctx);
+  });
+
+  it("messages arriving, the request not complete: the UNSUB goes FLOW_QUIET_MS after the last message", async () => {
+    const ctx = start();
+    const { nc, messages } = ctx;
+    await tick(FLOW_QUIET_MS);
+    const p1 = nc.lastPull();
+    nc.sendData(p1, { seq: 1 });
+    const drained = track(messages.drain());
+    await tick(FLOW_QUIET_MS - 10);
+    nc.sendData(p1, { seq: 2 }); // still flowing: the hold is extended
+    await tick(FLOW_QUIET_MS - 10);
+    expect(nc.liveSubscriptions).toBe(1);
+    await tick(10);
+    expect(nc.liveSubscriptions).toBe(0);
+    expect(drained.state).toBe("resolved");
+    const c = loop(messages);
+    await tick();
+    expect(c.seqs).toEqual([1, 2]);
+    expectNothingLeft(ctx);
+  });
+
+  it("right after a pull, before any message: holds until FLOW_QUIET_MS after the pull (the server may have decided its batch)", async () => {
+    const ctx = start();
+    const { nc, messages } = ctx;
+    const drained = track(messages.drain()); // the first pull went out at start
+    await tick(FLOW_QUIET_MS - 1);
+    expect(nc.liveSubscriptions).toBe(1);
+    nc.sendData(nc.lastPull(), { seq: 1 }); // decided before the UNSUB, routed late: not lost
+    await tick(FLOW_QUIET_MS);
+    expect(nc.liveSubscriptions).toBe(0);
+    expect(drained.state).toBe("resolved");
+    const c = loop(messages);
+    await tick();
+    expect(c.seqs).toEqual([1]);
+    expectNothingLeft(ctx);
+  });
+
+  it("right after a pull the server has nothing for (consumer info: num_pending 0), no message: drain unsubscribes at once", async () => {
+    const nc = new FakeNatsConnection();
+    nc.requestHandler = () => JSON.stringify({ config: {}, num_pending: 0 });
+    const messages = pullMessages(nc, "S", "C", BASE_OPTS);
+    await tick(); // the lookup is answered
+    const drained = track(messages.drain());
+    await tick();
+    expect(nc.liveSubscriptions).toBe(0);
+    expect(drained.state).toBe("resolved");
+    await messages.closed();
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("a steady trickle: the hold ends after 1 s at most", async () => {
+    const ctx = start({ max_messages: 100 });
+    const { nc, messages } = ctx;
+    const p1 = nc.lastPull();
+    nc.sendData(p1, { seq: 1 });
+    const drained = track(messages.drain());
+    let seq = 1;
+    for (let t = 0; t < 950; t += 50) {
+      await tick(50);
+      nc.sendData(p1, { seq: ++seq });
+    }
+    expect(nc.liveSubscriptions).toBe(1);
+    await tick(100);
+    expect(nc.liveSubscriptions).toBe(0);
+    expect(drained.state).toBe("resolved");
+    await shutdown(ctx);
+  });
+
+  it("close() during drain's hold for the flow unsubscribes at once (a harsher end cuts a gentler one)", async () => {
+    const ctx = start();
+    const { nc, messages } = ctx;
+    nc.sendData(nc.lastPull(), { seq: 1 });
+    const drained = track(messages.drain());
+    await tick();
+    expect(nc.liveSubscriptions).toBe(1);
+    const closed = track(messages.close());
+    await tick();
+    expect(nc.liveSubscriptions).toBe(0);
+    expect(closed.state).toBe("resolved");
+    expect(drained.state).toBe("resolved");
+    expect(nc.naks()).toHaveLength(1); // close() gave the buffered message back
+    expectNothingLeft(ctx);
+  });
+});
+
 describe("ending", () => {
   it("next before drain: a next() blocked on an empty stream rejects MsgIteratorClosedError", async () => {
     const ctx = start();
     const { messages } = ctx;
+    await tick(FLOW_QUIET_MS); // the first pull is not recent: drain() does not hold for it
     const n = track(messages.next());
     await settle();
     expect(n.state).toBe("pending");
@@ -1019,6 +1133,7 @@ describe("ending", () => {
   it("next before drain: a for await loop blocked on an empty stream ends without throwing", async () => {
     const ctx = start();
     const { messages } = ctx;
+    await tick(FLOW_QUIET_MS); // the first pull is not recent: drain() does not hold for it
     const c = loop(messages);
     await settle();
     expect(c.done).toBe(false);
@@ -1033,6 +1148,7 @@ describe("ending", () => {
   it("drain before next: next() while the fence is out waits for it, then rejects MsgIteratorClosedError", async () => {
     const ctx = start({}, { flushMode: "hold" });
     const { nc, messages } = ctx;
+    await tick(FLOW_QUIET_MS); // the first pull is not recent: drain() does not hold for it
     const d = track(messages.drain());
     await settle();
     expect(messages.state).toBe("draining");
@@ -1070,6 +1186,7 @@ describe("ending", () => {
     const p1 = nc.lastPull();
     nc.sendData(p1, { seq: 1 });
     nc.sendData(p1, { seq: 2 });
+    await tick(FLOW_QUIET_MS); // the flow stopped: drain() does not hold for it
     const d = track(messages.drain());
     await settle();
     // messages the server sent before the UNSUB was processed still arrive behind the fence
@@ -1099,6 +1216,7 @@ describe("ending", () => {
     const { nc, messages } = ctx;
     const p1 = nc.lastPull();
     for (let seq = 1; seq <= 3; seq++) nc.sendData(p1, { seq });
+    await tick(FLOW_QUIET_MS); // the flow stopped: drain() does not hold for it
     const c = loop(messages, async (seq) => {
       if (seq === 1) await messages.drain();
     });
@@ -1219,6 +1337,7 @@ describe("ending", () => {
     nc.sendData(nc.lastPull(), { seq: 1 });
     nc.sendData(nc.lastPull(), { seq: 2 });
     const err = new Error("shutting down");
+    await tick(FLOW_QUIET_MS); // the flow stopped: drain() does not hold for it
     messages.stop(err);
     await settle();
     const c = loop(messages);
@@ -1286,6 +1405,7 @@ describe("ending", () => {
       const ctx = start();
       const { nc, messages } = ctx;
       for (let seq = 1; seq <= 3; seq++) nc.sendData(nc.lastPull(), { seq });
+      await tick(FLOW_QUIET_MS); // the flow stopped: drain() does not hold for it
       await messages.drain();
       expect(messages.state).toBe("closed");
       expect(messages.getPending()).toBe(3);
@@ -1315,6 +1435,7 @@ describe("ending", () => {
     const ctx = start();
     const { nc, messages } = ctx;
     for (let seq = 1; seq <= 3; seq++) nc.sendData(nc.lastPull(), { seq });
+    await tick(FLOW_QUIET_MS); // the flow stopped: drain() does not hold for it
     await messages.drain();
     void nc.close(undefined, { order: "closed-first" });
     nc.disconnect();
@@ -1439,6 +1560,7 @@ describe("callback mode", () => {
     await settle();
     expect(actions).toEqual(["start 1"]);
     const closed = track(messages.closed());
+    await tick(FLOW_QUIET_MS); // the flow stopped: drain() does not hold for it
     await messages.drain();
     for (let i = 0; i < 2; i++) {
       releases.shift()?.();
@@ -1471,6 +1593,7 @@ describe("callback mode", () => {
     nc.sendData(nc.lastPull(), { seq: 2 });
     await settle();
     expect(messages.getPending()).toBe(1);
+    await tick(FLOW_QUIET_MS); // the flow stopped: drain() does not hold for it
     await messages.drain();
     release?.();
     await settle();

@@ -60,7 +60,7 @@ import fc from "fast-check";
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { MsgLike, SubscriptionLike } from "../../src/connection.js";
 import { pullMessages } from "../../src/consume.js";
-import type { PullEngine } from "../../src/engine.js";
+import { FLOW_QUIET_MS, type PullEngine } from "../../src/engine.js";
 import {
   CallbackModeError,
   ConnectionClosedError,
@@ -816,7 +816,13 @@ async function scenario(cfg: Config, ops: Op[]): Promise<Run> {
    */
   const carried: Why[] = [];
   let infoKind: InfoKind = cfg.info;
-  const infoAnswer = (kind: Exclude<InfoKind, "hold">): string | Error => {
+  /**
+   * Whether the newest consumer-info request is held. Only the newest request's answer must act:
+   * an urgent lookup (after a reconnect) supersedes one already out, whose answer is then old and
+   * ignored (lookup.ts), and a request that timed out was followed by another.
+   */
+  let newestInfoHeld = false;
+  const infoAnswer = (kind: Exclude<InfoKind, "hold">, current = true): string | Error => {
     const lookFor = (cls: "consumer" | "stream") => {
       if (!cfg.abort) return;
       const w: Why = {
@@ -829,7 +835,9 @@ async function scenario(cfg: Config, ops: Op[]): Promise<Run> {
       errorCauseNamed = true;
       if (m === undefined) carried.push(w);
       else whys.push(w);
-      if (m?.state === "open" && !ncClosing) mustEnd ??= `consumer info: ${cls} not found`;
+      if (m?.state === "open" && !ncClosing && current) {
+        mustEnd ??= `consumer info: ${cls} not found`;
+      }
     };
     switch (kind) {
       case "ok":
@@ -850,6 +858,7 @@ async function scenario(cfg: Config, ops: Op[]): Promise<Run> {
     if (subject !== "$JS.API.CONSUMER.INFO.S.C") problem(`request to ${subject}`);
     if (cfg.bind) problem("consumer info looked up with bind");
     if (m && m.state !== "open") problem(`consumer info looked up while ${m.state}`);
+    newestInfoHeld = infoKind === "hold";
     return infoKind === "hold" ? "hold" : infoAnswer(infoKind);
   };
 
@@ -1611,7 +1620,10 @@ async function scenario(cfg: Config, ops: Op[]): Promise<Run> {
       case "answerInfo":
         if (op.kind !== "hold") {
           const kind = op.kind;
-          nc.answerHeldRequests(() => infoAnswer(kind));
+          const held = nc.heldRequests.length;
+          let i = 0;
+          // Answered oldest first; only the last of them can be the newest request.
+          nc.answerHeldRequests(() => infoAnswer(kind, ++i === held && newestInfoHeld));
         }
         break;
       case "subError": {
@@ -2054,6 +2066,7 @@ describe("interleavings", () => {
     });
     void messages.closed().then(() => log.push("closed()"));
     js.publish(2); // callback 1 holds message 1; message 2 is buffered
+    await tick(FLOW_QUIET_MS); // the flow stopped: drain() does not hold for it
     await messages.drain(); // closed, keeping message 2
     await tick();
     release();
