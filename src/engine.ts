@@ -125,7 +125,7 @@ export class PullEngine
    */
   private hold:
     | {
-        timer: ReturnType<typeof setTimeout>;
+        timer: ReturnType<typeof setTimeout> | undefined;
         proceed: (timeoutMs: number) => void;
         /** The fence's share of the bound now (0 when the connection is down). */
         rest: () => number;
@@ -383,13 +383,14 @@ export class PullEngine
               ? Math.max(1, Math.min(this.hold?.fenceMax ?? timeoutMs, deadline - Date.now()))
               : 0;
           this.hold = {
-            timer: setTimeout(check, Math.max(youngMs, Math.min(FLOW_QUIET_MS, flowMs))),
+            timer: undefined,
             proceed,
             rest,
             fenceMax: timeoutMs,
             flow: flowMs > 0,
             check,
           };
+          check();
         });
         return this.finished;
       }
@@ -422,6 +423,7 @@ export class PullEngine
     if (!routed(this.cfg.nc, this.cfg.prefix)) return 0;
     return Math.max(0, YOUNG_REQUEST_MS - (Date.now() - this.pulledAt));
   }
+
   /**
    * Whether drain() holds its unsubscribe for the flow: a request is open, and a message arrived
    * within FLOW_QUIET_MS, or a pull went out within FLOW_QUIET_MS while the server may have

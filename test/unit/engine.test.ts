@@ -1049,6 +1049,21 @@ describe("drain() while messages flow: the server may still route what it decide
     expectNothingLeft(ctx);
   });
 
+  it("drain() 90 ms after the last message: the UNSUB goes 10 ms later (the quiet counts from the message, not from the call)", async () => {
+    const ctx = start();
+    const { nc, messages } = ctx;
+    await tick(FLOW_QUIET_MS);
+    nc.sendData(nc.lastPull(), { seq: 1 });
+    await tick(FLOW_QUIET_MS - 10);
+    const drained = track(messages.drain());
+    await tick(9);
+    expect(nc.liveSubscriptions).toBe(1);
+    await tick(1);
+    expect(nc.liveSubscriptions).toBe(0);
+    expect(drained.state).toBe("resolved");
+    await shutdown(ctx);
+  });
+
   it("right after a pull, before any message: holds until FLOW_QUIET_MS after the pull (the server may have decided its batch)", async () => {
     const ctx = start();
     const { nc, messages } = ctx;
