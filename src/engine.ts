@@ -56,10 +56,11 @@ const YOUNG_REQUEST_MS = 2_100;
 /** Messages that arrived this recently count as still arriving at a disconnect (cuts.ts), ms. */
 const FLOWING_MS = 1_000;
 /**
- * drain()'s flow hold (see flowing()): it ends once no message has arrived for this long, ms…
+ * drain()'s flow hold (see flowing()): it ends once no message has arrived (and no pull gone
+ * out) for this long, ms…
  */
 export const FLOW_QUIET_MS = 100;
-/** …and after this long at most, ms. */
+/** …and after this long at most (and half of drain()'s timeout), ms. */
 const FLOW_HOLD_MAX_MS = 1_000;
 /**
  * Shortest time a retired inbox keeps listening, ms, whatever `expires` is. A new consumer leader
@@ -346,8 +347,11 @@ export class PullEngine
     }
     if (!this.finished && fence && holdMaxMs > 0) {
       const startedAt = Date.now();
+      const t0 = clock();
       const youngMs = Math.min(this.youngHoldMs(), holdMaxMs);
-      const flowMs = flow && this.flowing() ? Math.min(FLOW_HOLD_MAX_MS, holdMaxMs) : 0;
+      // The flow hold leaves the fence at least half of drain()'s timeout.
+      const flowMs =
+        flow && this.flowing() ? Math.min(FLOW_HOLD_MAX_MS, holdMaxMs, timeoutMs / 2) : 0;
       if (youngMs > 0 || flowMs > 0) {
         this.finished = new Promise<void>((resolve) => {
           const proceed = (t: number) => {
@@ -357,14 +361,18 @@ export class PullEngine
             void this.inboxes.closeAll(t).then(resolve);
           };
           // How much longer to hold, ms: for a young request until it is old enough; for the
-          // flow until no message has come for FLOW_QUIET_MS, within FLOW_HOLD_MAX_MS.
+          // flow until no message has come for FLOW_QUIET_MS, within flowMs. The bounds are on
+          // the monotonic clock; the time since the last sign (wall clock, as lastDataAt and
+          // pulledAt are) is clamped to 0..FLOW_QUIET_MS, so that a step of the wall clock can
+          // neither stretch the hold past its bounds nor spin it.
           const left = () => {
-            const now = Date.now();
-            const young = startedAt + youngMs - now;
-            const quiet =
-              this.hold?.flow && now < startedAt + flowMs
-                ? Math.min(this.lastSign() + FLOW_QUIET_MS, startedAt + flowMs) - now
-                : 0;
+            const elapsed = clock() - t0;
+            const young = youngMs - elapsed;
+            let quiet = 0;
+            if (this.hold?.flow && elapsed < flowMs) {
+              const since = Math.min(Math.max(Date.now() - this.lastSign(), 0), FLOW_QUIET_MS);
+              quiet = Math.min(FLOW_QUIET_MS - since, flowMs - elapsed);
+            }
             return Math.max(young, quiet);
           };
           const check = () => {

@@ -555,7 +555,7 @@ export class Messages<M = JsMsg, S = AsyncIterable<Notification>> implements Asy
    * Graceful end: no new pulls; unsubscribes behind a fence (PING/PONG, at most `timeout` ms,
    * default 5 000) so every message the server already sent arrives; then closes. While
    * messages are still arriving it first keeps listening until the open pull requests are
-   * complete or 100 ms pass without one (at most 1 s, within `timeout`). Buffered
+   * complete or 100 ms pass without a message (at most 1 s, and half of `timeout`). Buffered
    * messages are still handed out after it resolves. Resolves once the iterator is closed (the
    * end item is in the channel) — safe to await inside the loop. A harsher end during the fence
    * (`close()`, an abort, the connection closing) cuts it short, and this promise resolves then.

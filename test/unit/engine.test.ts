@@ -1093,22 +1093,100 @@ describe("drain() while messages flow: the server may still route what it decide
     expect(vi.getTimerCount()).toBe(0);
   });
 
-  it("a steady trickle: the hold ends after 1 s at most", async () => {
+  it("a steady trickle: the hold ends after 1 s at most, while messages still come", async () => {
     const ctx = start({ max_messages: 100 });
     const { nc, messages } = ctx;
     const p1 = nc.lastPull();
-    nc.sendData(p1, { seq: 1 });
+    let seq = 0;
+    nc.sendData(p1, { seq: ++seq });
     const drained = track(messages.drain());
-    let seq = 1;
     for (let t = 0; t < 950; t += 50) {
       await tick(50);
       nc.sendData(p1, { seq: ++seq });
     }
     expect(nc.liveSubscriptions).toBe(1);
-    await tick(100);
+    await tick(50); // 1 s after the call; the trickle goes on
     expect(nc.liveSubscriptions).toBe(0);
     expect(drained.state).toBe("resolved");
     await shutdown(ctx);
+  });
+
+  it("drain({ timeout: 1000 }) under a trickle: the hold leaves the fence half of the timeout", async () => {
+    const ctx = start({ max_messages: 100 }, { flushMode: "hold" });
+    const { nc, messages } = ctx;
+    const p1 = nc.lastPull();
+    let seq = 0;
+    nc.sendData(p1, { seq: ++seq });
+    const drained = track(messages.drain({ timeout: 1_000 }));
+    for (let t = 0; t < 450; t += 50) {
+      await tick(50);
+      nc.sendData(p1, { seq: ++seq });
+    }
+    const unsubscribing = () => nc.subscriptions.filter((x) => x.drainCalls > 0).length;
+    expect(unsubscribing()).toBe(0);
+    await tick(50); // 500 ms, the trickle going on: the UNSUB and its fence go out now
+    expect(unsubscribing()).toBe(1);
+    expect(drained.state).toBe("pending");
+    await tick(400);
+    nc.answerFlushes(); // the PONG, within the 500 ms left
+    await tick();
+    expect(drained.state).toBe("resolved");
+    expect(nc.liveSubscriptions).toBe(0);
+    await shutdown(ctx);
+  });
+
+  it("the wall clock stepping back an hour during the hold does not stretch it past its 1 s bound", async () => {
+    const ctx = start();
+    const { nc, messages } = ctx;
+    nc.sendData(nc.lastPull(), { seq: 1 });
+    const drained = track(messages.drain());
+    await tick(50);
+    vi.setSystemTime(Date.now() - 3_600_000); // the wall clock only: the monotonic one goes on
+    await tick(950);
+    expect(nc.liveSubscriptions).toBe(0);
+    expect(drained.state).toBe("resolved");
+    await shutdown(ctx);
+  });
+
+  it("stop() holds for the flow as drain() does", async () => {
+    const ctx = start();
+    const { nc, messages } = ctx;
+    nc.sendData(nc.lastPull(), { seq: 1 });
+    messages.stop();
+    await tick();
+    expect(nc.liveSubscriptions).toBe(1);
+    await tick(FLOW_QUIET_MS);
+    expect(nc.liveSubscriptions).toBe(0);
+    await shutdown(ctx);
+  });
+
+  it("a message just arrived but no request open (the buffer is full): drain unsubscribes at once", async () => {
+    const ctx = start({ max_messages: 2 });
+    const { nc, messages } = ctx;
+    const p1 = nc.lastPull();
+    nc.sendData(p1, { seq: 1 });
+    nc.sendData(p1, { seq: 2 }); // the request's whole batch: nothing more can be decided for it
+    expect(engineOf(messages).ledger.openRequests).toBe(0);
+    const drained = track(messages.drain());
+    await tick();
+    expect(nc.liveSubscriptions).toBe(0);
+    expect(drained.state).toBe("resolved");
+    await shutdown(ctx);
+  });
+
+  it("the connection closing during the hold ends it at once (the buffer is dropped, the end says why)", async () => {
+    const ctx = start();
+    const { nc, messages } = ctx;
+    nc.sendData(nc.lastPull(), { seq: 1 });
+    const drained = track(messages.drain());
+    await tick();
+    expect(nc.liveSubscriptions).toBe(1);
+    void nc.close(new Error("socket hang up"));
+    await tick();
+    expect(drained.state).toBe("resolved");
+    await expect(messages.closed()).resolves.toBeInstanceOf(ConnectionClosedError);
+    expect(messages.counters()).toMatchObject({ received: 1, dropped: 1, pending: 0 });
+    expectNothingLeft(ctx);
   });
 
   it("close() during drain's hold for the flow unsubscribes at once (a harsher end cuts a gentler one)", async () => {

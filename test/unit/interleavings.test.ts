@@ -819,7 +819,7 @@ async function scenario(cfg: Config, ops: Op[]): Promise<Run> {
   /**
    * Whether the newest consumer-info request is held. Only the newest request's answer must act:
    * an urgent lookup (after a reconnect) supersedes one already out, whose answer is then old and
-   * ignored (lookup.ts), and a request that timed out was followed by another.
+   * ignored (lookup.ts).
    */
   let newestInfoHeld = false;
   const infoAnswer = (kind: Exclude<InfoKind, "hold">, current = true): string | Error => {
