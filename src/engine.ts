@@ -346,7 +346,6 @@ export class PullEngine
       return this.finished as Promise<void>;
     }
     if (!this.finished && fence && holdMaxMs > 0) {
-      const startedAt = Date.now();
       const t0 = clock();
       const youngMs = Math.min(this.youngHoldMs(), holdMaxMs);
       // The flow hold leaves the fence at least half of drain()'s timeout.
@@ -385,10 +384,10 @@ export class PullEngine
           // What is left of the bound, for the fence; none on a connection that went down.
           // drain()'s timeout bounds its hold and fence together; close()'s hold (holdMaxMs
           // Infinity: bounded by youngHoldMs alone) leaves close()'s whole bound to the fence.
-          const deadline = holdMaxMs === Infinity ? Infinity : startedAt + timeoutMs;
+          const deadline = holdMaxMs === Infinity ? Infinity : t0 + timeoutMs;
           const rest = () =>
             this.link.connected && !this.cfg.nc.isClosed()
-              ? Math.max(1, Math.min(this.hold?.fenceMax ?? timeoutMs, deadline - Date.now()))
+              ? Math.max(1, Math.min(this.hold?.fenceMax ?? timeoutMs, deadline - clock()))
               : 0;
           this.hold = {
             timer: undefined,

@@ -1148,6 +1148,23 @@ describe("drain() while messages flow: the server may still route what it decide
     await shutdown(ctx);
   });
 
+  it("the wall clock stepping forward an hour during the hold: the fence after it keeps the rest of drain()'s timeout", async () => {
+    const ctx = start({}, { flushMode: "hold" });
+    const { nc, messages } = ctx;
+    nc.sendData(nc.lastPull(), { seq: 1 });
+    const drained = track(messages.drain());
+    await tick(50);
+    vi.setSystemTime(Date.now() + 3_600_000); // the wall clock only: the hold's quiet is over
+    await tick(60);
+    expect(nc.subscriptions.filter((x) => x.drainCalls > 0)).toHaveLength(1); // UNSUB + PING out
+    await tick(1_000);
+    expect(drained.state).toBe("pending"); // the fence still waits for its PONG
+    nc.answerFlushes();
+    await tick();
+    expect(drained.state).toBe("resolved");
+    await shutdown(ctx);
+  });
+
   it("stop() holds for the flow as drain() does", async () => {
     const ctx = start();
     const { nc, messages } = ctx;
